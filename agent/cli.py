@@ -1,0 +1,132 @@
+"""`luban` entry point. Only argparse and the standard library are imported at start-up, so
+`luban --help` is instant; each subcommand imports what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Luban: an agentic coding assistant for open-weight models (Kimi K2, Qwen3-Coder, DeepSeek, GLM,
+MiniMax, gpt-oss...) on any OpenAI-compatible server.
+"""
+
+EPILOG = """\
+examples:
+  luban demo                                   watch the agent fix a real bug (no API key needed)
+  luban exec "make the failing test pass" --provider moonshot
+  luban exec "fix issue #12" --model qwen3-coder --base-url http://127.0.0.1:8000/v1 --json
+
+exit codes: 0 done, 1 gave up or hit a limit, 2 usage or config error, 3 model or provider failure,
+130 interrupted (Ctrl-C).
+"""
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", help="model id on the server, or replay:TRAJECTORY.jsonl")
+    g.add_argument("--provider", help="a provider preset (moonshot, dashscope, openrouter, vllm, ollama, ...)")
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="luban", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ex = sub.add_parser("exec", help="run a task headless (CI, scripts)", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("task", help="what to do, e.g. 'make the failing test in tests/test_x.py pass'")
+    ex.add_argument("--repo", default=".", help="the repository to work in (default: current directory)")
+    ex.add_argument("--json", action="store_true", help="print one JSON event per line on stdout")
+    ex.add_argument("--max-steps", type=int, help="stop after N model calls (default 100)")
+    ex.add_argument("--max-cost", type=float, help="stop once the run has cost USD (needs prices)")
+    ex.add_argument("--max-time", type=float, help="stop after S seconds of wall time (default 3600)")
+    ex.add_argument("--test-command", help="the command `run_tests` uses, e.g. 'pytest -x tests'")
+    ex.add_argument("--trajectory", type=Path, help="where to write the trajectory (default: the state dir)")
+    add_model_flags(ex)
+
+    demo = sub.add_parser("demo", help="fix a real bug in a throw-away repo with a recorded model (no API key)")
+    demo.add_argument("--dir", type=Path, help="create the demo repository here instead of a temp dir")
+    demo.add_argument("--json", action="store_true", help="print JSON events instead of human output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(f"luban {version('luban')}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from agent.config import ConfigError
+
+    try:
+        if args.command == "exec":
+            return cmd_exec(args)
+        if args.command == "demo":
+            from agent.demo import run_demo
+
+            return run_demo(args.dir, json_output=args.json)
+    except ConfigError as exc:
+        print(f"luban: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("luban: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError, load_settings
+
+    repo = Path(args.repo).expanduser()
+    if not repo.is_dir():
+        raise ConfigError(f"--repo {args.repo}: not a directory")
+    if not args.task.strip():
+        raise ConfigError("the task is empty: say what Luban should do")
+    flags = {
+        "model": args.model,
+        "provider": args.provider,
+        "base_url": args.base_url,
+        "api_key_env": args.api_key_env,
+        "max_steps": args.max_steps,
+        "max_cost": args.max_cost,
+        "max_time": args.max_time,
+        "test_command": args.test_command,
+    }
+    settings = load_settings(repo.resolve(), flags)
+    return run_headless(settings, repo, args.task, json_output=args.json, trajectory=args.trajectory)
+
+
+def run_headless(settings, repo: Path, task: str, *, json_output: bool, trajectory: Path | None = None, model=None) -> int:
+    """Run one Session to the end with a headless renderer; returns the exit code."""
+    import asyncio
+
+    from agent.render import HumanRenderer, JsonRenderer
+    from agent.session import Session
+
+    renderer = JsonRenderer() if json_output else HumanRenderer()
+    session = Session(settings, repo, task, model=model, subscribers=[renderer], trajectory_path=trajectory)
+    try:
+        outcome = asyncio.run(session.run())
+    except KeyboardInterrupt:
+        print(f"luban: interrupted; the trajectory is kept at {session.trajectory_path}", file=sys.stderr)
+        return 130
+    if not json_output:
+        print(f"  trajectory: {outcome.trajectory}")
+    return outcome.finished.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Settings, layered: defaults < ~/.config/luban/config.toml < ./.luban.toml < LUBAN_* env < flags.
+
+A broken file stops the run with the file, the line and what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+class ConfigError(Exception):
+    """A usage or configuration error: the CLI prints it and exits with code 2."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # model
+    model: str | None = Field(default=None, description="model id, or replay:PATH")
+    provider: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    stream: bool = True
+    request_timeout: float = 600.0
+    max_retries: int = 4
+    retry_base_delay: float = 1.0
+    # prices in USD per million tokens; 0 when unknown (local models)
+    price_input: float = 0.0
+    price_cached_input: float | None = None
+    price_output: float = 0.0
+    # limits
+    max_steps: int = 100
+    max_cost: float | None = None
+    max_time: float | None = 3600.0
+    # tools
+    command_timeout: int = 180
+    test_command: str | None = None
+    test_timeout: int = 600
+    max_output_chars: int = 16000
+    tools_enabled: list[str] | None = None
+    tools_disabled: list[str] = Field(default_factory=list)
+    # where runs are recorded (default: the user state dir)
+    trajectory_dir: str | None = None
+
+
+ENV_PREFIX = "LUBAN_"
+
+
+def user_config_path() -> Path:
+    if os.environ.get("LUBAN_CONFIG"):
+        return Path(os.environ["LUBAN_CONFIG"])
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("luban", appauthor=False)) / "config.toml"
+
+
+def state_dir() -> Path:
+    if os.environ.get("LUBAN_HOME"):
+        return Path(os.environ["LUBAN_HOME"])
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("luban", appauthor=False))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already says "(at line N, column M)".
+        raise ConfigError(f"{path}: invalid TOML: {exc}. Fix the file or move it aside.") from exc
+    validate_layer(data, path, text)
+    return data
+
+
+def validate_layer(data: dict[str, Any], source: Path | str, text: str = "") -> None:
+    try:
+        Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            line = _line_of(text, str(err["loc"][0])) if text else None
+            where = f"{source}:{line}" if line else str(source)
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{where}: unknown setting {key!r} (known: {', '.join(Settings.model_fields)})")
+            else:
+                problems.append(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(problems)) from exc
+
+
+def _line_of(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE)
+    m = pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def env_layer(environ: dict[str, str]) -> dict[str, Any]:
+    """LUBAN_MODEL=..., LUBAN_MAX_STEPS=50, ... (values parsed as TOML scalars where they can be)."""
+    out: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is None or raw == "":
+            continue
+        annotation = str(field.annotation)
+        if "str" in annotation and "list" not in annotation and "dict" not in annotation:
+            out[name] = raw
+            continue
+        try:
+            out[name] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[name] = raw
+    validate_layer(out, "environment (LUBAN_*)")
+    return out
+
+
+def load_settings(repo: Path, flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    merged: dict[str, Any] = {}
+    for layer in (read_toml(user_config_path()), read_toml(repo / ".luban.toml"), env_layer(environ)):
+        merged.update(layer)
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:  # flags are checked by argparse, so this is rare
+        raise ConfigError(str(exc)) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Providers
+
+
+def load_providers() -> dict[str, dict[str, Any]]:
+    path = Path(__file__).parent / "llm" / "providers.toml"
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def is_local_url(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def resolve_model(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Work out model id, base URL, key and sampling from flags, config and the provider preset."""
+    environ = dict(os.environ if environ is None else environ)
+    preset: dict[str, Any] = {}
+    if settings.provider:
+        providers = load_providers()
+        if settings.provider not in providers:
+            raise ConfigError(f"unknown provider {settings.provider!r}; known: {', '.join(sorted(providers))}")
+        preset = providers[settings.provider]
+    model = settings.model or preset.get("model")
+    base_url = settings.base_url or preset.get("base_url")
+    if not model:
+        raise ConfigError(
+            "no model configured. Pass --model (and --base-url or --provider), set `model` in .luban.toml, "
+            "or try `luban demo`, which needs no model."
+        )
+    if not base_url:
+        raise ConfigError(
+            f"no base URL for model {model!r}. Pass --base-url (an OpenAI-compatible endpoint, e.g. "
+            "http://127.0.0.1:8000/v1 for vLLM) or --provider (see providers in the README)."
+        )
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL")
+    key_env = settings.api_key_env or preset.get("api_key_env") or "OPENAI_API_KEY"
+    api_key = environ.get(key_env, "")
+    if not api_key:
+        if is_local_url(base_url) or preset.get("local"):
+            api_key = "not-needed"  # local servers accept any key
+        else:
+            raise ConfigError(
+                f"no API key: the environment variable {key_env} is empty. Export it, or name another "
+                "variable with --api-key-env."
+            )
+    return {
+        "model": model,
+        "base_url": base_url,
+        "api_key": api_key,
+        "temperature": settings.temperature if settings.temperature is not None else preset.get("temperature"),
+        "top_p": settings.top_p if settings.top_p is not None else preset.get("top_p"),
+        "extra_body": settings.extra_body or preset.get("extra_body") or {},
+    }

@@ -1,0 +1,247 @@
+"""One task on one workspace: builds the model, tools and graph, runs it, emits events, records
+the trajectory and computes the run's diff. Every front end (TUI, `luban exec`, `luban bench`)
+runs this same Session and differs only in how it renders events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agent import events as ev
+from agent.config import ConfigError, Settings, resolve_model, state_dir
+from agent.llm.errors import ModelError
+from agent.llm.types import Model
+from agent.loop import AgentLoop, Limits, Pricing
+from agent.trajectory import TrajectoryWriter, new_run_id
+from tools.base import ToolContext
+from tools.environment import Environment, LocalEnvironment
+from tools.registry import ToolRegistry
+
+EXIT_OK, EXIT_GAVE_UP, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {
+    "finished": EXIT_OK,
+    "answered": EXIT_OK,
+    "max_steps": EXIT_GAVE_UP,
+    "max_cost": EXIT_GAVE_UP,
+    "time_limit": EXIT_GAVE_UP,
+    "error": EXIT_GAVE_UP,
+    "model_error": EXIT_MODEL,
+    "interrupted": EXIT_INTERRUPTED,
+}
+
+Subscriber = Callable[[ev.Event], None]
+
+
+def prompt_text(name: str) -> str:
+    return resources.files("agent.prompts").joinpath(name).read_text(encoding="utf-8")
+
+
+def build_model(settings: Settings, on_retry: Callable[[Exception, int, float], None] | None = None) -> Model:
+    """The model a run talks to: `replay:PATH` replays a trajectory, anything else is an
+    OpenAI-compatible endpoint."""
+    if settings.model and settings.model.startswith("replay:"):
+        from agent.llm.replay import ReplayModel
+
+        path = Path(settings.model.removeprefix("replay:")).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--model replay:{path}: no such trajectory file")
+        return ReplayModel(path)
+    from agent.llm.client import ClientConfig, OpenAIModel
+
+    resolved = resolve_model(settings)
+    config = ClientConfig(
+        model=resolved["model"],
+        base_url=resolved["base_url"],
+        api_key=resolved["api_key"],
+        temperature=resolved["temperature"],
+        top_p=resolved["top_p"],
+        max_tokens=settings.max_tokens,
+        extra_body=resolved["extra_body"],
+        request_timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+        retry_base_delay=settings.retry_base_delay,
+        stream=settings.stream,
+    )
+    return OpenAIModel(config, on_retry=on_retry)
+
+
+@dataclass
+class RunOutcome:
+    finished: ev.RunFinished
+    trajectory: Path
+    loop: AgentLoop
+
+
+class Session:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Path,
+        task: str,
+        *,
+        model: Model | None = None,
+        registry: ToolRegistry | None = None,
+        env: Environment | None = None,
+        subscribers: Iterable[Subscriber] = (),
+        trajectory_path: Path | None = None,
+        run_id: str | None = None,
+    ):
+        self.settings = settings
+        self.repo = Path(repo).resolve()
+        self.task = task
+        self.run_id = run_id or new_run_id()
+        self.subscribers = list(subscribers)
+        self.model = model or build_model(settings, on_retry=self._on_retry)
+        self.registry = registry or ToolRegistry.default(settings.tools_enabled, settings.tools_disabled)
+        self.env = env or LocalEnvironment(self.repo)
+        if trajectory_path is None:
+            base = Path(settings.trajectory_dir).expanduser() if settings.trajectory_dir else state_dir() / "runs"
+            trajectory_path = base / f"{self.run_id}.jsonl"
+        self.trajectory_path = Path(trajectory_path)
+        self._writer: TrajectoryWriter | None = None
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self.subscribers.append(fn)
+
+    def emit(self, event: ev.Event) -> None:
+        if self._writer is not None:
+            self._writer.event(event)
+        for fn in self.subscribers:
+            fn(event)
+
+    def _on_retry(self, exc: Exception, attempt: int, delay: float) -> None:
+        self.emit(
+            ev.Notice(level="warning", message=f"model call failed ({exc}); retry {attempt} in {delay:.1f}s")
+        )
+
+    def initial_messages(self, repo_summary: str) -> list[dict[str, Any]]:
+        system = prompt_text("system.md").format(root=self.repo)
+        user = prompt_text("task.md").format(task=self.task.strip(), repo_summary=repo_summary)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    async def run(self) -> RunOutcome:
+        from tools.git.snapshot import diff_trees, repo_info, snapshot_tree
+
+        started = time.monotonic()
+        info = await asyncio.to_thread(repo_info, self.repo)
+        base_tree = await asyncio.to_thread(snapshot_tree, self.repo) if info else None
+        self._writer = TrajectoryWriter(self.trajectory_path)
+        s = self.settings
+        self._writer.header(
+            run_id=self.run_id,
+            task=self.task,
+            repo=str(self.repo),
+            commit=info.head if info else None,
+            branch=info.branch if info else None,
+            base_tree=base_tree,
+            model=self.model.name,
+            config=s.model_dump(mode="json"),
+            started_at=time.time(),
+        )
+        ctx = ToolContext(
+            root=self.repo,
+            env=self.env,
+            settings={
+                "command_timeout": s.command_timeout,
+                "test_command": s.test_command,
+                "test_timeout": s.test_timeout,
+                "max_output_chars": s.max_output_chars,
+            },
+        )
+        loop = AgentLoop(
+            model=self.model,
+            registry=self.registry,
+            ctx=ctx,
+            emit=self.emit,
+            limits=Limits(max_steps=s.max_steps, max_cost=s.max_cost, max_time=s.max_time),
+            pricing=Pricing(input=s.price_input, output=s.price_output, cached_input=s.price_cached_input),
+        )
+        self.emit(
+            ev.RunStarted(
+                run_id=self.run_id,
+                task=self.task,
+                repo=str(self.repo),
+                commit=info.head if info else None,
+                model=self.model.name,
+                trajectory=str(self.trajectory_path),
+            )
+        )
+        if info is None:
+            self.emit(ev.Notice(level="warning", message=f"{self.repo} is not a git repository: no diff will be shown"))
+        summary = describe_repo(self.repo, info)
+        state: dict[str, Any] = {"messages": self.initial_messages(summary), "step": 0, "stop": None}
+        reason, message = "error", ""
+        cancelled = False
+        try:
+            from agent.graph import build_graph
+
+            graph = build_graph(loop)
+            config = {"recursion_limit": 2 * s.max_steps + 10}
+            try:
+                async with asyncio.timeout(s.max_time):
+                    final = await graph.ainvoke(state, config=config)
+                reason = final.get("stop") or "error"
+                message = final.get("stop_message", "")
+            except TimeoutError:
+                reason, message = "time_limit", f"reached the time limit ({s.max_time:.0f} s)"
+        except asyncio.CancelledError:
+            cancelled = True
+            reason, message = "interrupted", "interrupted by the user"
+        except ModelError as exc:
+            reason, message = "model_error", str(exc)
+            self.emit(ev.ErrorEvent(kind=type(exc).__name__, message=str(exc)))
+        except Exception as exc:  # an internal bug: record it, keep the trajectory and the user's files
+            reason, message = "error", f"internal error: {type(exc).__name__}: {exc}"
+            self.emit(ev.ErrorEvent(kind=type(exc).__name__, message=message))
+        finally:
+            diff = ""
+            if base_tree:
+                try:
+                    end_tree = await asyncio.shield(asyncio.to_thread(snapshot_tree, self.repo))
+                    diff = await asyncio.shield(asyncio.to_thread(diff_trees, self.repo, base_tree, end_tree or ""))
+                except Exception as exc:  # the diff is a report; never lose the run over it
+                    self.emit(ev.Notice(level="warning", message=f"could not compute the diff: {exc}"))
+            t = loop.totals
+            finished = ev.RunFinished(
+                reason=reason,  # type: ignore[arg-type]
+                message=message,
+                exit_code=EXIT_CODES.get(reason, EXIT_GAVE_UP),
+                steps=len(loop.timings),
+                diff=diff,
+                prompt_tokens=t.prompt_tokens,
+                completion_tokens=t.completion_tokens,
+                cached_tokens=t.cached_tokens,
+                cost=t.cost,
+                duration=time.monotonic() - started,
+            )
+            self.emit(finished)
+            self._writer.result(reason=reason, exit_code=finished.exit_code, diff=diff, steps=finished.steps, cost=t.cost)
+            self._writer.close()
+            try:
+                await asyncio.shield(self.model.aclose())
+            except Exception:
+                pass
+        if cancelled:
+            raise asyncio.CancelledError
+        return RunOutcome(finished=finished, trajectory=self.trajectory_path, loop=loop)
+
+
+def describe_repo(root: Path, info: Any) -> str:
+    """A few lines that orient the model: branch, commit, top-level entries."""
+    lines = [f"Repository: {root}"]
+    if info is not None:
+        lines.append(f"Git: branch {info.branch or '(detached)'}, commit {info.head[:12] if info.head else '(none)'}")
+    try:
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir() if not p.name.startswith("."))
+    except OSError:
+        entries = []
+    if entries:
+        shown = entries[:60]
+        more = f" ... and {len(entries) - 60} more" if len(entries) > 60 else ""
+        lines.append("Top-level entries: " + ", ".join(shown) + more)
+    return "\n".join(lines) + "\n"
