@@ -28,19 +28,26 @@ exit codes: 0 done, 1 gave up or hit a limit, 2 usage or config error, 3 model o
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", help="model id on the server, or replay:TRAJECTORY.jsonl")
-    g.add_argument("--provider", help="a provider preset (moonshot, dashscope, openrouter, vllm, ollama, ...)")
+    g.add_argument(
+        "--provider", help="a provider preset (moonshot, dashscope, openrouter, vllm, ollama, ...)"
+    )
     g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-key-env", help="name of the environment variable holding the API key")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="luban", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="luban",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    ex = sub.add_parser("exec", help="run a task headless (CI, scripts)", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex = sub.add_parser(
+        "exec", help="run a task headless (CI, scripts)", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ex.add_argument("task", help="what to do, e.g. 'make the failing test in tests/test_x.py pass'")
     ex.add_argument("--repo", default=".", help="the repository to work in (default: current directory)")
     ex.add_argument("--json", action="store_true", help="print one JSON event per line on stdout")
@@ -51,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--trajectory", type=Path, help="where to write the trajectory (default: the state dir)")
     add_model_flags(ex)
 
-    demo = sub.add_parser("demo", help="fix a real bug in a throw-away repo with a recorded model (no API key)")
+    demo = sub.add_parser(
+        "demo", help="fix a real bug in a throw-away repo with a recorded model (no API key)"
+    )
     demo.add_argument("--dir", type=Path, help="create the demo repository here instead of a temp dir")
     demo.add_argument("--json", action="store_true", help="print JSON events instead of human output")
     return parser
@@ -109,7 +118,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return run_headless(settings, repo, args.task, json_output=args.json, trajectory=args.trajectory)
 
 
-def run_headless(settings, repo: Path, task: str, *, json_output: bool, trajectory: Path | None = None, model=None) -> int:
+def run_headless(
+    settings, repo: Path, task: str, *, json_output: bool, trajectory: Path | None = None, model=None
+) -> int:
     """Run one Session to the end with a headless renderer; returns the exit code."""
     import asyncio
 

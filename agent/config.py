@@ -101,7 +101,9 @@ def validate_layer(data: dict[str, Any], source: Path | str, text: str = "") -> 
             line = _line_of(text, str(err["loc"][0])) if text else None
             where = f"{source}:{line}" if line else str(source)
             if err["type"] == "extra_forbidden":
-                problems.append(f"{where}: unknown setting {key!r} (known: {', '.join(Settings.model_fields)})")
+                problems.append(
+                    f"{where}: unknown setting {key!r} (known: {', '.join(Settings.model_fields)})"
+                )
             else:
                 problems.append(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("\n".join(problems)) from exc
@@ -132,7 +134,9 @@ def env_layer(environ: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_settings(repo: Path, flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    repo: Path, flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     environ = dict(os.environ if environ is None else environ)
     merged: dict[str, Any] = {}
     for layer in (read_toml(user_config_path()), read_toml(repo / ".luban.toml"), env_layer(environ)):
@@ -166,7 +170,9 @@ def resolve_model(settings: Settings, environ: dict[str, str] | None = None) -> 
     if settings.provider:
         providers = load_providers()
         if settings.provider not in providers:
-            raise ConfigError(f"unknown provider {settings.provider!r}; known: {', '.join(sorted(providers))}")
+            raise ConfigError(
+                f"unknown provider {settings.provider!r}; known: {', '.join(sorted(providers))}"
+            )
         preset = providers[settings.provider]
     model = settings.model or preset.get("model")
     base_url = settings.base_url or preset.get("base_url")
@@ -197,7 +203,9 @@ def resolve_model(settings: Settings, environ: dict[str, str] | None = None) -> 
         "model": model,
         "base_url": base_url,
         "api_key": api_key,
-        "temperature": settings.temperature if settings.temperature is not None else preset.get("temperature"),
+        "temperature": settings.temperature
+        if settings.temperature is not None
+        else preset.get("temperature"),
         "top_p": settings.top_p if settings.top_p is not None else preset.get("top_p"),
         "extra_body": settings.extra_body or preset.get("extra_body") or {},
     }

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from agent import events as ev
 from agent.llm.types import Model, ModelTurn, ToolCall
@@ -24,7 +25,9 @@ CUT_OFF_NOTE = (
     "calls were NOT run. Reply again with shorter tool calls: split large file contents into several "
     "edits."
 )
-EMPTY_NOTE = "Your previous reply was empty. Continue the task: call a tool, or call `finish` if you are done."
+EMPTY_NOTE = (
+    "Your previous reply was empty. Continue the task: call a tool, or call `finish` if you are done."
+)
 
 
 @dataclass
@@ -123,7 +126,9 @@ class AgentLoop:
                 step=step,
                 content=turn.content,
                 reasoning=turn.reasoning,
-                tool_calls=[ev.ToolCallInfo(id=c.id, name=c.name, arguments=c.arguments) for c in turn.tool_calls],
+                tool_calls=[
+                    ev.ToolCallInfo(id=c.id, name=c.name, arguments=c.arguments) for c in turn.tool_calls
+                ],
                 finish_reason=turn.finish_reason,
             )
         )
@@ -131,14 +136,20 @@ class AgentLoop:
         if turn.tool_calls and turn.finish_reason == "length":
             # A call cut off mid-arguments could do damage if run: never execute it.
             timing.end = time.perf_counter()
-            update["messages"] = [assistant_message(turn, with_calls=False), {"role": "user", "content": CUT_OFF_NOTE}]
+            update["messages"] = [
+                assistant_message(turn, with_calls=False),
+                {"role": "user", "content": CUT_OFF_NOTE},
+            ]
             return update
         if not turn.tool_calls:
             timing.end = time.perf_counter()
             if not turn.content.strip():
                 self._empty_replies += 1
                 if self._empty_replies >= MAX_EMPTY_REPLIES:
-                    update.update(stop="model_error", stop_message=f"the model returned {MAX_EMPTY_REPLIES} empty replies in a row")
+                    update.update(
+                        stop="model_error",
+                        stop_message=f"the model returned {MAX_EMPTY_REPLIES} empty replies in a row",
+                    )
                 else:
                     update["messages"] = [{"role": "user", "content": EMPTY_NOTE}]
                 return update
@@ -159,7 +170,9 @@ class AgentLoop:
         for call in calls:
             call_id, name, arguments = call.id, call.name, call.arguments
             self.emit(ev.ToolCallStarted(step=step, call_id=call_id, name=name, arguments=arguments))
-            self.ctx.on_output = lambda text, cid=call_id: self.emit(ev.ToolOutputDelta(call_id=cid, text=text))
+            self.ctx.on_output = lambda text, cid=call_id: self.emit(
+                ev.ToolOutputDelta(call_id=cid, text=text)
+            )
             t0 = time.perf_counter()
             try:
                 result = await self.registry.execute(name, arguments, self.ctx)
@@ -178,7 +191,9 @@ class AgentLoop:
                     data=jsonable(result.data),
                 )
             )
-            results.append({"role": "tool", "tool_call_id": call_id, "content": result.output or "(no output)"})
+            results.append(
+                {"role": "tool", "tool_call_id": call_id, "content": result.output or "(no output)"}
+            )
             if result.finished:
                 update.update(stop="finished", stop_message=result.output)
                 break
@@ -186,7 +201,9 @@ class AgentLoop:
         answered = {r["tool_call_id"] for r in results}
         for call in calls:
             if call.id not in answered:
-                results.append({"role": "tool", "tool_call_id": call.id, "content": "Not run: the task was finished."})
+                results.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": "Not run: the task was finished."}
+                )
         update["messages"] = results
         timing.tools = t_tools
         timing.end = time.perf_counter()

@@ -100,7 +100,11 @@ class Session:
         self.registry = registry or ToolRegistry.default(settings.tools_enabled, settings.tools_disabled)
         self.env = env or LocalEnvironment(self.repo)
         if trajectory_path is None:
-            base = Path(settings.trajectory_dir).expanduser() if settings.trajectory_dir else state_dir() / "runs"
+            base = (
+                Path(settings.trajectory_dir).expanduser()
+                if settings.trajectory_dir
+                else state_dir() / "runs"
+            )
             trajectory_path = base / f"{self.run_id}.jsonl"
         self.trajectory_path = Path(trajectory_path)
         self._writer: TrajectoryWriter | None = None
@@ -172,7 +176,11 @@ class Session:
             )
         )
         if info is None:
-            self.emit(ev.Notice(level="warning", message=f"{self.repo} is not a git repository: no diff will be shown"))
+            self.emit(
+                ev.Notice(
+                    level="warning", message=f"{self.repo} is not a git repository: no diff will be shown"
+                )
+            )
         summary = describe_repo(self.repo, info)
         state: dict[str, Any] = {"messages": self.initial_messages(summary), "step": 0, "stop": None}
         reason, message = "error", ""
@@ -203,7 +211,9 @@ class Session:
             if base_tree:
                 try:
                     end_tree = await asyncio.shield(asyncio.to_thread(snapshot_tree, self.repo))
-                    diff = await asyncio.shield(asyncio.to_thread(diff_trees, self.repo, base_tree, end_tree or ""))
+                    diff = await asyncio.shield(
+                        asyncio.to_thread(diff_trees, self.repo, base_tree, end_tree or "")
+                    )
                 except Exception as exc:  # the diff is a report; never lose the run over it
                     self.emit(ev.Notice(level="warning", message=f"could not compute the diff: {exc}"))
             t = loop.totals
@@ -220,7 +230,9 @@ class Session:
                 duration=time.monotonic() - started,
             )
             self.emit(finished)
-            self._writer.result(reason=reason, exit_code=finished.exit_code, diff=diff, steps=finished.steps, cost=t.cost)
+            self._writer.result(
+                reason=reason, exit_code=finished.exit_code, diff=diff, steps=finished.steps, cost=t.cost
+            )
             self._writer.close()
             try:
                 await asyncio.shield(self.model.aclose())
@@ -235,9 +247,13 @@ def describe_repo(root: Path, info: Any) -> str:
     """A few lines that orient the model: branch, commit, top-level entries."""
     lines = [f"Repository: {root}"]
     if info is not None:
-        lines.append(f"Git: branch {info.branch or '(detached)'}, commit {info.head[:12] if info.head else '(none)'}")
+        lines.append(
+            f"Git: branch {info.branch or '(detached)'}, commit {info.head[:12] if info.head else '(none)'}"
+        )
     try:
-        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir() if not p.name.startswith("."))
+        entries = sorted(
+            p.name + ("/" if p.is_dir() else "") for p in root.iterdir() if not p.name.startswith(".")
+        )
     except OSError:
         entries = []
     if entries:

@@ -33,7 +33,9 @@ class TrajectoryWriter:
         self._fh.flush()
 
     def header(self, **fields: Any) -> None:
-        self._line(json.dumps({"type": "header", "format": "luban-trajectory", "version": FORMAT_VERSION, **fields}))
+        self._line(
+            json.dumps({"type": "header", "format": "luban-trajectory", "version": FORMAT_VERSION, **fields})
+        )
 
     def event(self, event: Event) -> None:
         if not event.ephemeral:

@@ -19,7 +19,12 @@ BUGGY_FILES = {
     "pyproject.toml": '[project]\nname = "calc"\nversion = "0"\n\n[tool.pytest.ini_options]\npythonpath = ["."]\n',
 }
 
-FIX = {"command": "str_replace", "path": "calc/ops.py", "old_str": "    return a - b", "new_str": "    return a + b"}
+FIX = {
+    "command": "str_replace",
+    "path": "calc/ops.py",
+    "old_str": "    return a - b",
+    "new_str": "    return a + b",
+}
 
 
 def git(root: Path, *args: str) -> str:
@@ -40,7 +45,10 @@ def make_repo(root: Path, files: dict[str, str] | None = None) -> Path:
 
 def pytest_passes(root: Path) -> bool:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     return proc.returncode == 0
 
@@ -60,7 +68,19 @@ def turn(*calls: dict[str, Any], content: str = "", **extra: Any) -> dict[str, A
 
 
 FIX_SCRIPT = [
-    turn(call("todo_write", {"todos": [{"content": "reproduce", "status": "in_progress"}, {"content": "fix", "status": "pending"}]}, "functions.todo_write:0"), content="Planning."),
+    turn(
+        call(
+            "todo_write",
+            {
+                "todos": [
+                    {"content": "reproduce", "status": "in_progress"},
+                    {"content": "fix", "status": "pending"},
+                ]
+            },
+            "functions.todo_write:0",
+        ),
+        content="Planning.",
+    ),
     turn(call("run_tests", {}, "functions.run_tests:1")),
     turn(call("str_replace_editor", FIX, "functions.str_replace_editor:2")),
     turn(call("run_tests", {}, "functions.run_tests:3")),
@@ -96,7 +116,9 @@ def luban_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_luban(args: list[str], home: Path, *, timeout: float = 120, cwd: Path | None = None, **env: str) -> Run:
+def run_luban(
+    args: list[str], home: Path, *, timeout: float = 120, cwd: Path | None = None, **env: str
+) -> Run:
     proc = subprocess.run(
         [*LUBAN, *args],
         capture_output=True,

@@ -13,7 +13,18 @@ from pathlib import Path
 import pytest
 
 from agent.trajectory import read_trajectory
-from tests.support import FIX, FIX_SCRIPT, LUBAN, call, git, luban_env, make_repo, pytest_passes, run_luban, turn
+from tests.support import (
+    FIX,
+    FIX_SCRIPT,
+    LUBAN,
+    call,
+    git,
+    luban_env,
+    make_repo,
+    pytest_passes,
+    run_luban,
+    turn,
+)
 
 TASK = "make the failing test in tests/test_ops.py pass"
 
@@ -57,7 +68,15 @@ def test_exec_fixes_the_failing_test(tmp_path, scripted_server):
     }
     assert second["messages"][-2]["tool_calls"][0]["id"] == "functions.todo_write:0"
     offered = {t["function"]["name"] for t in server.requests[0]["body"]["tools"]}
-    assert {"str_replace_editor", "execute_bash", "think", "finish", "search", "run_tests", "todo_write"} <= offered
+    assert {
+        "str_replace_editor",
+        "execute_bash",
+        "think",
+        "finish",
+        "search",
+        "run_tests",
+        "todo_write",
+    } <= offered
     assert server.requests[0]["body"]["stream"] is True
 
     # the trajectory: header, the same events, then the result with the diff
@@ -123,7 +142,12 @@ def test_unknown_tool_malformed_json_and_ambiguous_edit_are_reported_to_the_mode
     script = [
         turn(call("str_replace", {"path": "calc/ops.py"})),
         turn(call("str_replace_editor", '{"command": "view", "path": ')),
-        turn(call("str_replace_editor", {"command": "str_replace", "path": "calc/dup.py", "old_str": "x = 1", "new_str": "x = 2"})),
+        turn(
+            call(
+                "str_replace_editor",
+                {"command": "str_replace", "path": "calc/dup.py", "old_str": "x = 1", "new_str": "x = 2"},
+            )
+        ),
         turn(call("str_replace_editor", FIX)),
         turn(call("finish", {"message": "done"})),
     ]
@@ -168,7 +192,17 @@ def test_server_that_is_down_exits_3_with_a_clear_message(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
     run = run_luban(
-        ["exec", TASK, "--repo", str(repo), "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1", "--json"],
+        [
+            "exec",
+            TASK,
+            "--repo",
+            str(repo),
+            "--model",
+            "m",
+            "--base-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--json",
+        ],
         tmp_path / "home",
         LUBAN_MAX_RETRIES="1",
     )
@@ -181,7 +215,9 @@ def test_server_that_is_down_exits_3_with_a_clear_message(tmp_path):
 
 def test_500_twice_then_success(tmp_path, scripted_server):
     repo = make_repo(tmp_path / "repo")
-    err = {"error": {"status": 500, "body": {"error": {"message": "upstream exploded", "type": "server_error"}}}}
+    err = {
+        "error": {"status": 500, "body": {"error": {"message": "upstream exploded", "type": "server_error"}}}
+    }
     server = scripted_server([err, err, *FIX_SCRIPT])
     run = run_luban(exec_args(repo, server, "--json"), tmp_path / "home")
     assert run.code == 0, run.stderr
@@ -194,7 +230,13 @@ def test_500_twice_then_success(tmp_path, scripted_server):
 def test_rate_limit_and_broken_stream_are_retried(tmp_path, scripted_server):
     repo = make_repo(tmp_path / "repo")
     script = [
-        {"error": {"status": 429, "headers": {"Retry-After": "0"}, "body": {"error": {"message": "slow down"}}}},
+        {
+            "error": {
+                "status": 429,
+                "headers": {"Retry-After": "0"},
+                "body": {"error": {"message": "slow down"}},
+            }
+        },
         {**FIX_SCRIPT[0], "break_after_chunks": 2},
         {"content": "partial", "stream_error": {"message": "upstream went away", "code": 502}},
         *FIX_SCRIPT,
@@ -209,7 +251,9 @@ def test_rate_limit_and_broken_stream_are_retried(tmp_path, scripted_server):
 def test_context_overflow_is_a_typed_model_error(tmp_path, scripted_server):
     repo = make_repo(tmp_path / "repo")
     msg = "Invalid request: Your request exceeded model token limit: 262144 (requested: 269030)"
-    server = scripted_server([{"error": {"status": 400, "body": {"error": {"message": msg, "type": "invalid_request_error"}}}}])
+    server = scripted_server(
+        [{"error": {"status": 400, "body": {"error": {"message": msg, "type": "invalid_request_error"}}}}]
+    )
     run = run_luban(exec_args(repo, server, "--json"), tmp_path / "home")
     assert run.code == 3
     assert run.of_type("error")[0]["kind"] == "ContextOverflowError"
@@ -237,7 +281,9 @@ def test_max_cost_ends_the_run(tmp_path, scripted_server):
     )
     assert run.code == 1
     finished = run.events[-1]
-    assert finished["reason"] == "max_cost" and finished["steps"] == 2 and finished["cost"] == pytest.approx(2.0)
+    assert (
+        finished["reason"] == "max_cost" and finished["steps"] == 2 and finished["cost"] == pytest.approx(2.0)
+    )
 
 
 def test_time_limit_stops_a_hanging_command(tmp_path, scripted_server):
@@ -325,7 +371,11 @@ def test_settings_come_from_user_config_repo_config_env_and_flags(tmp_path, scri
     run = run_luban(["exec", TASK, "--repo", str(repo), "--json"], home, LUBAN_MAX_STEPS="2")
     assert run.code == 1 and run.events[-1]["steps"] == 2
     assert server.requests[0]["body"]["model"] == "from-repo"
-    run = run_luban(["exec", TASK, "--repo", str(repo), "--json", "--max-steps", "1", "--model", "flag"], home, LUBAN_MAX_STEPS="2")
+    run = run_luban(
+        ["exec", TASK, "--repo", str(repo), "--json", "--max-steps", "1", "--model", "flag"],
+        home,
+        LUBAN_MAX_STEPS="2",
+    )
     assert run.events[-1]["steps"] == 1 and server.requests[-1]["body"]["model"] == "flag"
 
 
@@ -333,8 +383,21 @@ def test_not_a_git_repository_still_runs(tmp_path, scripted_server):
     work = tmp_path / "plain"
     work.mkdir()
     (work / "a.txt").write_text("hello\n")
-    server = scripted_server([turn(call("str_replace_editor", {"command": "str_replace", "path": "a.txt", "old_str": "hello", "new_str": "bye"})), turn(call("finish", {}))])
-    run = run_luban(["exec", "edit", "--repo", str(work), "--model", "m", "--base-url", server.base_url, "--json"], tmp_path / "home")
+    server = scripted_server(
+        [
+            turn(
+                call(
+                    "str_replace_editor",
+                    {"command": "str_replace", "path": "a.txt", "old_str": "hello", "new_str": "bye"},
+                )
+            ),
+            turn(call("finish", {})),
+        ]
+    )
+    run = run_luban(
+        ["exec", "edit", "--repo", str(work), "--model", "m", "--base-url", server.base_url, "--json"],
+        tmp_path / "home",
+    )
     assert run.code == 0, run.stderr
     assert (work / "a.txt").read_text() == "bye\n"
     assert any("not a git repository" in n["message"] for n in run.of_type("notice"))

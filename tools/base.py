@@ -7,9 +7,10 @@ Plugins subclass :class:`Tool` and register through the ``luban.tools`` entry-po
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 

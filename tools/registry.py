@@ -70,7 +70,9 @@ class ToolRegistry:
     def schemas(self) -> list[dict[str, Any]]:
         return [tool.schema() for tool in self._tools.values()]
 
-    async def execute(self, name: str, arguments: str | dict[str, Any] | None, ctx: ToolContext) -> ToolResult:
+    async def execute(
+        self, name: str, arguments: str | dict[str, Any] | None, ctx: ToolContext
+    ) -> ToolResult:
         tool = self._tools.get(name)
         if tool is None:
             return ToolResult.error(

@@ -36,7 +36,7 @@ def top_words(text: str, n: int = 3) -> list[str]:
     ranked = sorted(count_words(text).items(), key=lambda kv: (kv[1], kv[0]))
     return [word for word, _ in ranked[:n]]
 ''',
-    "tests/test_wordfreq.py": '''\
+    "tests/test_wordfreq.py": """\
 from textstats import top_words
 from textstats.wordfreq import count_words
 
@@ -55,7 +55,7 @@ def test_ties_in_alphabetical_order():
 
 def test_empty_text():
     assert top_words("") == []
-''',
+""",
     "pyproject.toml": '[project]\nname = "textstats"\nversion = "0.1.0"\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["."]\n',
 }
 
@@ -85,7 +85,9 @@ async def run_tests(root: Path) -> tuple[bool, str]:
 
     ctx = ToolContext(root=root, env=LocalEnvironment(root))
     result = await RunTests().run(RunTests.Params(), ctx)
-    return result.data.get("failed", 1) == 0 and result.data.get("errors", 0) == 0 and result.data.get("passed", 0) > 0, result.output.splitlines()[0]
+    return result.data.get("failed", 1) == 0 and result.data.get("errors", 0) == 0 and result.data.get(
+        "passed", 0
+    ) > 0, result.output.splitlines()[0]
 
 
 def run_demo(directory: Path | None = None, json_output: bool = False) -> int:

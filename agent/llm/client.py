@@ -11,8 +11,9 @@ import asyncio
 import email.utils
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from agent.llm import errors
 from agent.llm.stream import TurnAssembler, get_field, reasoning_of, usage_from
@@ -58,7 +59,10 @@ class OpenAIModel:
         await self._client.close()
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: DeltaCallback | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: DeltaCallback | None = None,
     ) -> ModelTurn:
         attempt = 0
         while True:
@@ -112,7 +116,9 @@ class OpenAIModel:
         except Exception as exc:
             # Transport errors raised while iterating a stream are not wrapped by the SDK.
             if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "h11"):
-                raise errors.StreamError(f"the stream from {self.config.base_url} broke off: {exc!r}") from exc
+                raise errors.StreamError(
+                    f"the stream from {self.config.base_url} broke off: {exc!r}"
+                ) from exc
             raise
 
     async def _stream(self, request: dict[str, Any], on_delta: DeltaCallback | None) -> ModelTurn:
@@ -157,7 +163,9 @@ def turn_from_completion(response: Any) -> ModelTurn:
     """A non-streaming `chat.completion` as a turn (same assembly rules as a stream)."""
     asm = TurnAssembler()
     if isinstance(response, str):
-        raise errors.BadRequestError(f"the server answered with text instead of a completion: {response[:200]!r}")
+        raise errors.BadRequestError(
+            f"the server answered with text instead of a completion: {response[:200]!r}"
+        )
     choices = get_field(response, "choices") or []
     if not choices:
         raise errors.StreamError("the server returned a completion with no choices")
@@ -201,9 +209,13 @@ def translate_error(exc: Exception, base_url: str) -> errors.ModelError:
         message = _error_message(exc)
         retry_after = _retry_after(exc.response.headers) if exc.response is not None else None
         if status in (400, 403, 413, 422) and errors.is_context_overflow(message):
-            return errors.ContextOverflowError(f"the request exceeds the model's context window: {message}", status=status)
+            return errors.ContextOverflowError(
+                f"the request exceeds the model's context window: {message}", status=status
+            )
         if status == 429:
-            return errors.RateLimitError(f"rate limited by {base_url}: {message}", status=status, retry_after=retry_after)
+            return errors.RateLimitError(
+                f"rate limited by {base_url}: {message}", status=status, retry_after=retry_after
+            )
         if status in (401, 403):
             return errors.AuthError(
                 f"the server at {base_url} refused the API key ({status}: {message}). "
@@ -217,8 +229,12 @@ def translate_error(exc: Exception, base_url: str) -> errors.ModelError:
                 status=status,
             )
         if status >= 500 or status in (408, 409):
-            return errors.ServerError(f"server error {status} from {base_url}: {message}", status=status, retry_after=retry_after)
-        return errors.BadRequestError(f"the server at {base_url} rejected the request ({status}): {message}", status=status)
+            return errors.ServerError(
+                f"server error {status} from {base_url}: {message}", status=status, retry_after=retry_after
+            )
+        return errors.BadRequestError(
+            f"the server at {base_url} rejected the request ({status}): {message}", status=status
+        )
     if isinstance(exc, openai.APIError):
         # An error event inside a 200 stream (OpenRouter does this): retryable.
         return errors.StreamError(f"the server reported an error mid-stream: {_error_message(exc)}")

@@ -38,7 +38,11 @@ def load_turns(path: Path) -> list[ModelTurn]:
 
 def turn_from_record(record: dict[str, Any]) -> ModelTurn:
     calls = [
-        ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]))
+        ToolCall(
+            id=c["id"],
+            name=c["name"],
+            arguments=c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]),
+        )
         for c in record.get("tool_calls") or []
     ]
     usage = record.get("usage")
@@ -59,10 +63,15 @@ class ReplayModel:
         self._next = 0
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: DeltaCallback | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: DeltaCallback | None = None,
     ) -> ModelTurn:
         if self._next >= len(self._turns):
-            raise ReplayExhausted(f"the replay {self.path} has no more model turns (it had {len(self._turns)})")
+            raise ReplayExhausted(
+                f"the replay {self.path} has no more model turns (it had {len(self._turns)})"
+            )
         turn = self._turns[self._next]
         self._next += 1
         if on_delta:

@@ -43,7 +43,9 @@ class TurnAssembler:
         self.usage: Usage | None = None
         self.chunks = 0
 
-    def add_tool_delta(self, index: int | None, call_id: str | None, name: str | None, args: str | None) -> None:
+    def add_tool_delta(
+        self, index: int | None, call_id: str | None, name: str | None, args: str | None
+    ) -> None:
         slot = self._slot_for(index, call_id, name)
         if call_id and not slot.id:
             slot.id = call_id
@@ -80,7 +82,11 @@ class TurnAssembler:
 
     def turn(self) -> ModelTurn:
         calls = [
-            ToolCall(id=s.id or f"call_{uuid.uuid4().hex[:24]}", name=(s.name or "").strip(), arguments="".join(s.arguments))
+            ToolCall(
+                id=s.id or f"call_{uuid.uuid4().hex[:24]}",
+                name=(s.name or "").strip(),
+                arguments="".join(s.arguments),
+            )
             for s in self.slots
             if s.name or s.arguments
         ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 # on_delta(kind, text) with kind "text" or "reasoning": live tokens for front ends.
 DeltaCallback = Callable[[str, str], None]
@@ -38,7 +39,10 @@ class Model(Protocol):
     name: str
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: DeltaCallback | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: DeltaCallback | None = None,
     ) -> ModelTurn: ...
 
     async def aclose(self) -> None: ...

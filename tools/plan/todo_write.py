@@ -22,7 +22,9 @@ class TodoItem(BaseModel):
         # Models write "in-progress", "In Progress", "completed"...; accept the obvious spellings.
         if isinstance(value, str):
             v = value.strip().lower().replace("-", "_").replace(" ", "_")
-            return {"completed": "done", "complete": "done", "todo": "pending", "doing": "in_progress"}.get(v, v)
+            return {"completed": "done", "complete": "done", "todo": "pending", "doing": "in_progress"}.get(
+                v, v
+            )
         return value
 
 
