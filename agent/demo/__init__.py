@@ -9,6 +9,7 @@ independently of the agent, to show red turning green.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 import tempfile
 from importlib import resources
@@ -59,6 +60,9 @@ def test_empty_text():
     "pyproject.toml": '[project]\nname = "textstats"\nversion = "0.1.0"\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["."]\n',
 }
 
+# The demo repo has no environment of its own: its tests run on Luban's interpreter, which has pytest.
+TEST_COMMAND = f"{shlex.quote(sys.executable)} -m pytest -q -rfE --color=no -p no:cacheprovider -p no:langsmith_plugin"
+
 TASK = "The tests in tests/test_wordfreq.py fail: top_words returns the least common words. Fix it."
 
 
@@ -83,7 +87,7 @@ async def run_tests(root: Path) -> tuple[bool, str]:
     from tools.environment import LocalEnvironment
     from tools.testing.run_tests import RunTests
 
-    ctx = ToolContext(root=root, env=LocalEnvironment(root))
+    ctx = ToolContext(root=root, env=LocalEnvironment(root), settings={"test_command": TEST_COMMAND})
     result = await RunTests().run(RunTests.Params(), ctx)
     return result.data.get("failed", 1) == 0 and result.data.get("errors", 0) == 0 and result.data.get(
         "passed", 0
@@ -107,7 +111,7 @@ def run_demo(directory: Path | None = None, json_output: bool = False) -> int:
     say(f"Tests before the run: {line_before}\n")
     script = resources.files("agent.demo").joinpath("script.jsonl")
     with resources.as_file(script) as path:
-        settings = Settings(model=f"replay:{path}", max_steps=30)
+        settings = Settings(model=f"replay:{path}", max_steps=30, test_command=TEST_COMMAND)
         code = run_headless(settings, root, TASK, json_output=json_output, model=ReplayModel(path))
     ok_after, line_after = asyncio.run(run_tests(root))
     say(f"\nTests before the run: {line_before}")
