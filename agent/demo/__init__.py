@@ -61,7 +61,9 @@ def test_empty_text():
 }
 
 # The demo repo has no environment of its own: its tests run on Luban's interpreter, which has pytest.
-TEST_COMMAND = f"{shlex.quote(sys.executable)} -m pytest -q -rfE --color=no -p no:cacheprovider -p no:langsmith_plugin"
+TEST_COMMAND = (
+    f"{shlex.quote(sys.executable)} -m pytest -q -rfE --color=no -p no:cacheprovider -p no:langsmith_plugin"
+)
 
 TASK = "The tests in tests/test_wordfreq.py fail: top_words returns the least common words. Fix it."
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import difflib
+import functools
 import inspect
 import json
 import os
@@ -452,9 +453,22 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def default_file_mode() -> int:
     """The mode a plain `open(path, "w")` would give a new file (0o666 minus the umask)."""
+    return 0o666 & ~current_umask()
+
+
+@functools.cache
+def current_umask() -> int:
+    # Linux reports the umask in /proc without changing it; os.umask() can only read it by
+    # setting it, which races with threads creating files, so it is the fallback, done once.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 # --------------------------------------------------------------------------- reading
