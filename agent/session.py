@@ -131,12 +131,17 @@ class Session:
     async def run(self) -> RunOutcome:
         from tools.git.snapshot import diff_trees, repo_info, snapshot_tree
 
-        freeze_import_heap()
-
         started = time.monotonic()
         info = await asyncio.to_thread(repo_info, self.repo)
         base_tree = await asyncio.to_thread(snapshot_tree, self.repo) if info else None
-        self._writer = TrajectoryWriter(self.trajectory_path)
+        try:
+            self._writer = TrajectoryWriter(self.trajectory_path)
+        except OSError as exc:
+            await self.model.aclose()
+            raise ConfigError(
+                f"cannot write the trajectory to {self.trajectory_path}: {exc.strerror or exc}. "
+                "Pass --trajectory FILE or set trajectory_dir to a writable place."
+            ) from exc
         s = self.settings
         self._writer.header(
             run_id=self.run_id,
@@ -181,6 +186,14 @@ class Session:
             self.emit(
                 ev.Notice(
                     level="warning", message=f"{self.repo} is not a git repository: no diff will be shown"
+                )
+            )
+        if s.max_cost is not None and not (s.price_input or s.price_output):
+            self.emit(
+                ev.Notice(
+                    level="warning",
+                    message=f"the cost limit cannot apply: no prices are known for {self.model.name} "
+                    "(set price_input and price_output, USD per million tokens)",
                 )
             )
         summary = describe_repo(self.repo, info)
@@ -243,22 +256,6 @@ class Session:
         if cancelled:
             raise asyncio.CancelledError
         return RunOutcome(finished=finished, trajectory=self.trajectory_path, loop=loop)
-
-
-_FROZEN = False
-
-
-def freeze_import_heap() -> None:
-    """Move everything allocated so far (mostly the ~1e6 objects of imported modules) out of the
-    garbage collector's view. Without this every full collection rescans that heap, and collections
-    get more frequent as the history grows, so the cost per step would rise with run length."""
-    global _FROZEN
-    if not _FROZEN:
-        import gc
-
-        gc.collect()
-        gc.freeze()
-        _FROZEN = True
 
 
 def describe_repo(root: Path, info: Any) -> str:

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.config import Settings  # noqa: E402
-from agent.llm.types import ModelTurn, ToolCall, Usage  # noqa: E402
 from agent.session import Session  # noqa: E402
+from agent.testing.scripted_model import ScriptedModel  # noqa: E402
 
 
 def script(steps: int) -> list[dict]:
@@ -44,26 +44,6 @@ def script(steps: int) -> list[dict]:
         for i in range(steps - 1)
     ]
     return [*turns, {"tool_calls": [{"name": "finish", "arguments": {"message": "done"}}]}]
-
-
-class InProcessModel:
-    """Scripted turns with no HTTP: isolates the framework from the model client."""
-
-    def __init__(self, turns: list[dict]):
-        self.name = "in-process"
-        self._turns = iter(turns)
-
-    async def complete(self, messages, tools, on_delta=None) -> ModelTurn:
-        await asyncio.sleep(0)  # a real model call yields to the event loop; so does this one
-        spec = next(self._turns)
-        calls = [
-            ToolCall(id=f"call_{i}", name=c["name"], arguments=json.dumps(c["arguments"]))
-            for i, c in enumerate(spec["tool_calls"])
-        ]
-        return ModelTurn(tool_calls=calls, finish_reason="tool_calls", usage=Usage(100, 20, 80))
-
-    async def aclose(self) -> None:
-        pass
 
 
 def run_session(steps: int, backend: str, workdir: Path) -> dict:
@@ -89,7 +69,11 @@ def run_session(steps: int, backend: str, workdir: Path) -> dict:
     else:
         settings = Settings(model="in-process", max_steps=steps + 5, max_time=None)
         session = Session(
-            settings, repo, "benchmark", model=InProcessModel(script(steps)), trajectory_path=traj
+            settings,
+            repo,
+            "benchmark",
+            model=ScriptedModel(script(steps), name="in-process"),
+            trajectory_path=traj,
         )
     try:
         outcome = asyncio.run(session.run())

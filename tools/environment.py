@@ -4,6 +4,7 @@ sandbox (bubblewrap, docker) can replace the local process without touching any 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import signal
 import sys
@@ -95,6 +96,9 @@ class LocalEnvironment:
         dropped = 0
         half = max_output_bytes // 2
 
+        # Live output is decoded incrementally so a character split across reads stays whole.
+        live = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
         async def pump() -> None:
             nonlocal dropped, tail
             assert proc.stdout is not None
@@ -103,7 +107,9 @@ class LocalEnvironment:
                 if not chunk:
                     return
                 if on_output is not None:
-                    on_output(chunk.decode("utf-8", errors="replace"))
+                    text = live.decode(chunk)
+                    if text:
+                        on_output(text)
                 if len(head) < half:
                     take = half - len(head)
                     head.extend(chunk[:take])
