@@ -58,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--trajectory", type=Path, help="where to write the trajectory (default: the state dir)")
     add_model_flags(ex)
 
+    models = sub.add_parser("models", help="list provider presets and model families, or a server's models")
+    models.add_argument(
+        "--remote", action="store_true", help="ask the server for its model ids (GET /models)"
+    )
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_model_flags(models)
+
+    doctor = sub.add_parser(
+        "doctor", help="check a provider or server: key, URL, /models, a tool-call round trip"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    add_model_flags(doctor)
+
     demo = sub.add_parser(
         "demo", help="fix a real bug in a throw-away repo with a recorded model (no API key)"
     )
@@ -82,6 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "exec":
             return cmd_exec(args)
+        if args.command in ("models", "doctor"):
+            from agent.config import load_settings
+
+            flags = {k: getattr(args, k) for k in ("model", "provider", "base_url", "api_key_env")}
+            settings = load_settings(Path.cwd(), flags)
+            if args.command == "models":
+                from agent.catalog import run_models
+
+                return run_models(settings, remote=args.remote, json_output=args.json)
+            from agent.doctor import run_doctor
+
+            return run_doctor(settings, json_output=args.json)
         if args.command == "demo":
             from agent.demo import run_demo
 

@@ -9,12 +9,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
 class ConfigError(Exception):
@@ -32,6 +29,8 @@ class Settings(BaseModel):
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    context_window: int | None = None
+    reasoning: Literal["omit", "send_on_tool_turns", "send_all", "inline_think"] | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
     stream: bool = True
     request_timeout: float = 600.0
@@ -146,66 +145,3 @@ def load_settings(
         return Settings.model_validate(merged)
     except ValidationError as exc:  # flags are checked by argparse, so this is rare
         raise ConfigError(str(exc)) from exc
-
-
-# ---------------------------------------------------------------------------------------------
-# Providers
-
-
-def load_providers() -> dict[str, dict[str, Any]]:
-    path = Path(__file__).parent / "llm" / "providers.toml"
-    with path.open("rb") as fh:
-        return tomllib.load(fh)
-
-
-def is_local_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    return host in LOCAL_HOSTS or host.startswith("127.")
-
-
-def resolve_model(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Work out model id, base URL, key and sampling from flags, config and the provider preset."""
-    environ = dict(os.environ if environ is None else environ)
-    preset: dict[str, Any] = {}
-    if settings.provider:
-        providers = load_providers()
-        if settings.provider not in providers:
-            raise ConfigError(
-                f"unknown provider {settings.provider!r}; known: {', '.join(sorted(providers))}"
-            )
-        preset = providers[settings.provider]
-    model = settings.model or preset.get("model")
-    base_url = settings.base_url or preset.get("base_url")
-    if not model:
-        raise ConfigError(
-            "no model configured. Pass --model (and --base-url or --provider), set `model` in .luban.toml, "
-            "or try `luban demo`, which needs no model."
-        )
-    if not base_url:
-        raise ConfigError(
-            f"no base URL for model {model!r}. Pass --base-url (an OpenAI-compatible endpoint, e.g. "
-            "http://127.0.0.1:8000/v1 for vLLM) or --provider (see providers in the README)."
-        )
-    parsed = urlparse(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL")
-    key_env = settings.api_key_env or preset.get("api_key_env") or "OPENAI_API_KEY"
-    api_key = environ.get(key_env, "")
-    if not api_key:
-        if is_local_url(base_url) or preset.get("local"):
-            api_key = "not-needed"  # local servers accept any key
-        else:
-            raise ConfigError(
-                f"no API key: the environment variable {key_env} is empty. Export it, or name another "
-                "variable with --api-key-env."
-            )
-    return {
-        "model": model,
-        "base_url": base_url,
-        "api_key": api_key,
-        "temperature": settings.temperature
-        if settings.temperature is not None
-        else preset.get("temperature"),
-        "top_p": settings.top_p if settings.top_p is not None else preset.get("top_p"),
-        "extra_body": settings.extra_body or preset.get("extra_body") or {},
-    }

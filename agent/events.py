@@ -127,6 +127,8 @@ StopReason = Literal[
     "time_limit",
     "interrupted",
     "model_error",
+    "context_overflow",  # the history could not be made to fit the window
+    "stuck",  # the loop guard stopped repeated identical calls or errors
     "error",
 ]
 

@@ -1,7 +1,8 @@
-"""What the graph's nodes do: ask the model for a turn, run its tool calls, enforce the limits.
+"""What the graph's nodes do: ask the model for a turn, run its tool calls, enforce the limits,
+keep the history inside the context window, and stop runaway loops.
 
-Per-step cost must stay flat as runs grow: nothing here walks or re-serialises the history
-except the model request itself, and events are appended, never rewritten.
+Per-step cost must stay flat as runs grow: nothing here walks or re-serialises the history except
+the model request itself (and compaction, which is rare); events are appended, never rewritten.
 """
 
 from __future__ import annotations
@@ -13,12 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import events as ev
+from agent.context import Budget, compact, estimate_tokens
+from agent.llm.errors import ContextOverflowError
+from agent.llm.recovery import text_protocol_instructions
+from agent.llm.turns import Normalised, history_message, normalise_turn, tool_schemas_by_name
 from agent.llm.types import Model, ModelTurn, ToolCall
-from agent.state import AgentState
-from tools.base import ToolContext
+from agent.state import AgentState, Replace
+from tools.base import ToolContext, ToolResult
 from tools.registry import ToolRegistry
+from tools.text import truncate_middle
 
 MAX_EMPTY_REPLIES = 3
+PARSE_FAILURES_BEFORE_TEXT_PROTOCOL = 3
+REPEATS_BEFORE_NUDGE = 3
+REPEATS_BEFORE_STOP = 5
 
 CUT_OFF_NOTE = (
     "Your previous reply was cut off at the output token limit (finish_reason=length), so its tool "
@@ -27,6 +36,19 @@ CUT_OFF_NOTE = (
 )
 EMPTY_NOTE = (
     "Your previous reply was empty. Continue the task: call a tool, or call `finish` if you are done."
+)
+TEXT_PROTOCOL_NOTE = (
+    "Your tool calls could not be read several times in a row, so tool calling switches to plain "
+    "text from now on.\n\n"
+)
+REPEAT_NUDGE = (
+    "\n\n[Luban] You have made this same call {n} times in a row and got the same result. Doing it "
+    "again will not help: change your approach (read other code, try a different command, or "
+    "re-think the cause)."
+)
+ERROR_NUDGE = (
+    "\n\n[Luban] This is the same error {n} times in a row. Stop repeating the failing action: "
+    "read the error, check your assumptions (paths, exact text, arguments) and try something else."
 )
 
 
@@ -69,6 +91,31 @@ class StepTiming:
 
 
 @dataclass
+class LoopGuard:
+    """Counts identical consecutive tool calls and identical consecutive errors."""
+
+    last_calls: Any = None
+    call_repeats: int = 0
+    last_error: str | None = None
+    error_repeats: int = 0
+
+    def see_calls(self, calls: list[ToolCall]) -> int:
+        signature = tuple((c.name, c.arguments) for c in calls)
+        self.call_repeats = self.call_repeats + 1 if signature == self.last_calls else 1
+        self.last_calls = signature
+        return self.call_repeats
+
+    def see_errors(self, errors: list[str]) -> int:
+        if not errors:
+            self.last_error, self.error_repeats = None, 0
+            return 0
+        key = "\n".join(errors)
+        self.error_repeats = self.error_repeats + 1 if key == self.last_error else 1
+        self.last_error = key
+        return self.error_repeats
+
+
+@dataclass
 class AgentLoop:
     model: Model
     registry: ToolRegistry
@@ -76,14 +123,25 @@ class AgentLoop:
     emit: Callable[[ev.Event], None]
     limits: Limits = field(default_factory=Limits)
     pricing: Pricing = field(default_factory=Pricing)
+    budget: Budget = field(default_factory=lambda: Budget.for_window(32768, None))
+    reasoning_policy: str = "omit"
+    max_output_chars: int = 16000
     totals: Totals = field(default_factory=Totals)
     timings: list[StepTiming] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    guard: LoopGuard = field(default_factory=LoopGuard)
+    text_protocol: bool = False
+    prompt_tokens_sent: list[int] = field(default_factory=list)  # what each request's prompt cost
     _schemas: list[dict[str, Any]] | None = None
     _empty_replies: int = 0
-    # The last turn's calls exactly as the model sent them. History holds normalised arguments
-    # (see normalise_arguments); the tools node must see the raw ones to report bad JSON precisely.
+    _parse_failures: int = 0
+    # Token accounting for the compaction trigger, kept incrementally so it costs O(new messages).
+    _last_prompt_tokens: int | None = None
+    _tokens_since_usage: int = 0
+    # The last turn's calls exactly as the model sent them (after recovery and safe repair), and
+    # the problems that stop some of them from running.
     _pending: list[ToolCall] = field(default_factory=list)
+    _problems: dict[str, str] = field(default_factory=dict)
 
     @property
     def schemas(self) -> list[dict[str, Any]]:
@@ -102,6 +160,29 @@ class AgentLoop:
             return "time_limit", f"reached the time limit ({lim.max_time:.0f} s)"
         return None
 
+    # ------------------------------------------------------------------ context
+
+    def _estimate(self, messages: list[dict[str, Any]]) -> int:
+        if self._last_prompt_tokens is not None:
+            return self._last_prompt_tokens + self._tokens_since_usage
+        if not self._tokens_since_usage:  # first request: count everything once
+            self._tokens_since_usage = sum(estimate_tokens(m) for m in messages) + estimate_tokens(self.schemas)
+        return self._tokens_since_usage
+
+    def _added(self, messages: list[dict[str, Any]]) -> None:
+        self._tokens_since_usage += sum(estimate_tokens(m) for m in messages)
+
+    async def _compact(
+        self, messages: list[dict[str, Any]], summarise: bool, keep_recent: bool = True
+    ) -> list[dict[str, Any]]:
+        new, how = await compact(messages, self.model, self.budget, summarise=summarise, keep_recent=keep_recent)
+        self.emit(ev.Notice(level="info", message=f"context: {how}"))
+        self._last_prompt_tokens = None
+        self._tokens_since_usage = sum(estimate_tokens(m) for m in new) + estimate_tokens(self.schemas)
+        return new
+
+    # ------------------------------------------------------------------ nodes
+
     async def model_node(self, state: AgentState) -> dict[str, Any]:
         step = state.get("step", 0) + 1
         limit = self._limit_reached(step)
@@ -110,6 +191,13 @@ class AgentLoop:
         timing = StepTiming(step=step, start=time.perf_counter())
         self.timings.append(timing)
         self.emit(ev.StepStarted(step=step))
+        update: dict[str, Any] = {"step": step}
+
+        messages = state["messages"]
+        replaced = False
+        if self._estimate(messages) > self.budget.limit:
+            messages = await self._compact(messages, summarise=True)
+            replaced = True
 
         def on_delta(kind: str, text: str) -> None:
             if kind == "reasoning":
@@ -117,10 +205,36 @@ class AgentLoop:
             else:
                 self.emit(ev.TextDelta(step=step, text=text))
 
+        tools = [] if self.text_protocol else self.schemas
         t0 = time.perf_counter()
-        turn = await self.model.complete(state["messages"], self.schemas, on_delta)
+        attempts = 0
+        while True:
+            try:
+                turn = await self.model.complete(messages, tools, on_delta)
+                break
+            except ContextOverflowError as exc:
+                # The server's count beats our estimate: compact (summary first, then the
+                # deterministic fallback) and retry; a third overflow ends the run.
+                attempts += 1
+                if attempts > 2:
+                    timing.model = time.perf_counter() - t0
+                    update.update(stop="context_overflow", stop_message=str(exc))
+                    return update
+                self.emit(ev.Notice(level="warning", message=f"context overflow reported by the server: {exc}"))
+                messages = await self._compact(messages, summarise=attempts == 1, keep_recent=False)
+                replaced = True
         timing.model = time.perf_counter() - t0
+        self.prompt_tokens_sent.append(turn.usage.prompt_tokens if turn.usage else 0)
+        if turn.usage is not None:
+            self._last_prompt_tokens = turn.usage.prompt_tokens
+            self._tokens_since_usage = estimate_tokens(turn.content or "") + 20 * len(turn.tool_calls)
         self._account(step, turn)
+
+        offered = tool_schemas_by_name(self.schemas)
+        norm = normalise_turn(turn, offered, self.reasoning_policy)
+        for note in norm.notes:
+            self.emit(ev.Notice(level="info", message=note))
+        turn = norm.turn
         self.emit(
             ev.AssistantMessage(
                 step=step,
@@ -132,17 +246,36 @@ class AgentLoop:
                 finish_reason=turn.finish_reason,
             )
         )
-        update: dict[str, Any] = {"step": step}
+        new_messages = self._react(step, norm, update)
+        self._added(new_messages)
+        update["messages"] = Replace([*messages, *new_messages]) if replaced else new_messages
+        timing.end = time.perf_counter()
+        return update
+
+    def _react(self, step: int, norm: Normalised, update: dict[str, Any]) -> list[dict[str, Any]]:
+        """The messages this turn adds, and whether the run stops here."""
+        turn = norm.turn
+        policy = self.reasoning_policy
+        if norm.parse_failed:
+            self._parse_failures += 1
+        elif turn.tool_calls:
+            self._parse_failures = 0
         if turn.tool_calls and turn.finish_reason == "length":
             # A call cut off mid-arguments could do damage if run: never execute it.
-            timing.end = time.perf_counter()
-            update["messages"] = [
-                assistant_message(turn, with_calls=False),
+            return [
+                history_message(norm, policy, with_calls=False),
                 {"role": "user", "content": CUT_OFF_NOTE},
             ]
-            return update
         if not turn.tool_calls:
-            timing.end = time.perf_counter()
+            extra = self._maybe_switch_protocol()
+            if norm.parse_failed:
+                msg = history_message(norm, policy)
+                note = "Your tool call could not be read: " + "; ".join(norm.notes or ["unknown format"])
+                return [
+                    msg,
+                    {"role": "user", "content": note + ". Call the tool again with valid arguments."},
+                    *extra,
+                ]
             if not turn.content.strip():
                 self._empty_replies += 1
                 if self._empty_replies >= MAX_EMPTY_REPLIES:
@@ -150,50 +283,69 @@ class AgentLoop:
                         stop="model_error",
                         stop_message=f"the model returned {MAX_EMPTY_REPLIES} empty replies in a row",
                     )
-                else:
-                    update["messages"] = [{"role": "user", "content": EMPTY_NOTE}]
-                return update
-            update.update(messages=[assistant_message(turn)], stop="answered", stop_message=turn.content)
-            return update
+                    return []
+                return [{"role": "user", "content": EMPTY_NOTE}]
+            update.update(stop="answered", stop_message=turn.content)
+            return [history_message(norm, policy)]
         self._empty_replies = 0
         self._pending = list(turn.tool_calls)
-        update["messages"] = [assistant_message(turn)]
-        return update
+        self._problems = dict(norm.problems)
+        return [history_message(norm, policy), *self._maybe_switch_protocol()]
+
+    def _maybe_switch_protocol(self) -> list[dict[str, Any]]:
+        if self.text_protocol or self._parse_failures < PARSE_FAILURES_BEFORE_TEXT_PROTOCOL:
+            return []
+        self.text_protocol = True
+        self.emit(
+            ev.Notice(
+                level="warning",
+                message=f"{self._parse_failures} unreadable tool calls in a row: switching "
+                f"{getattr(self.model, 'name', 'the model')} to the text tool protocol",
+            )
+        )
+        # Appended, not put in the system prompt, so the cached prefix stays as it was.
+        return [{"role": "user", "content": TEXT_PROTOCOL_NOTE + text_protocol_instructions(self.schemas)}]
 
     async def tools_node(self, state: AgentState) -> dict[str, Any]:
         timing = self.timings[-1]
         step = state.get("step", 0)
         calls, self._pending = self._pending, []
+        problems, self._problems = self._problems, {}
         results: list[dict[str, Any]] = []
         update: dict[str, Any] = {}
+        errors: list[str] = []
         t_tools = 0.0
+        cap = self.budget.tool_output_chars(self.max_output_chars)
         for call in calls:
-            call_id, name, arguments = call.id, call.name, call.arguments
-            self.emit(ev.ToolCallStarted(step=step, call_id=call_id, name=name, arguments=arguments))
-            self.ctx.on_output = lambda text, cid=call_id: self.emit(
+            self.emit(ev.ToolCallStarted(step=step, call_id=call.id, name=call.name, arguments=call.arguments))
+            self.ctx.on_output = lambda text, cid=call.id: self.emit(
                 ev.ToolOutputDelta(call_id=cid, text=text)
             )
             t0 = time.perf_counter()
             try:
-                result = await self.registry.execute(name, arguments, self.ctx)
+                if call.id in problems:
+                    result = ToolResult.error(problems[call.id])
+                else:
+                    result = await self.registry.execute(call.name, call.arguments, self.ctx)
             finally:
                 self.ctx.on_output = None
             took = time.perf_counter() - t0
             t_tools += took
+            output = truncate_middle(result.output or "(no output)", cap)
             self.emit(
                 ev.ToolCallFinished(
                     step=step,
-                    call_id=call_id,
-                    name=name,
-                    output=result.output,
+                    call_id=call.id,
+                    name=call.name,
+                    output=output,
                     is_error=result.is_error,
                     duration=took,
                     data=jsonable(result.data),
                 )
             )
-            results.append(
-                {"role": "tool", "tool_call_id": call_id, "content": result.output or "(no output)"}
-            )
+            if result.is_error:
+                errors.append(output)
+            results.append({"role": "tool", "tool_call_id": call.id, "content": output})
             if result.finished:
                 update.update(stop="finished", stop_message=result.output)
                 break
@@ -204,10 +356,24 @@ class AgentLoop:
                 results.append(
                     {"role": "tool", "tool_call_id": call.id, "content": "Not run: the task was finished."}
                 )
+        if not update.get("stop"):
+            self._guard(calls, errors, results, update)
+        self._added(results)
         update["messages"] = results
         timing.tools = t_tools
         timing.end = time.perf_counter()
         return update
+
+    def _guard(self, calls: list[ToolCall], errors: list[str], results: list[dict[str, Any]], update: dict[str, Any]) -> None:
+        repeats = self.guard.see_calls(calls)
+        error_repeats = self.guard.see_errors(errors)
+        worst = max(repeats, error_repeats)
+        if worst >= REPEATS_BEFORE_STOP:
+            what = "the same tool call" if repeats >= error_repeats else "the same error"
+            update.update(stop="stuck", stop_message=f"stopped a loop: {what} {worst} times in a row")
+        elif worst >= REPEATS_BEFORE_NUDGE:
+            nudge = REPEAT_NUDGE if repeats >= error_repeats else ERROR_NUDGE
+            results[-1] = {**results[-1], "content": results[-1]["content"] + nudge.format(n=worst)}
 
     def _account(self, step: int, turn: ModelTurn) -> None:
         usage = turn.usage
@@ -232,33 +398,6 @@ class AgentLoop:
                 total_cost=t.cost,
             )
         )
-
-
-def normalise_arguments(arguments: str) -> str:
-    """Arguments as stored in history: re-serialised JSON, or "{}" when they do not parse, since
-    some servers re-parse past arguments and reject the whole request otherwise (vLLM #43995)."""
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except json.JSONDecodeError:
-        return "{}"
-    return json.dumps(value, ensure_ascii=False)
-
-
-def assistant_message(turn: ModelTurn, with_calls: bool = True) -> dict[str, Any]:
-    msg: dict[str, Any] = {"role": "assistant", "content": turn.content or ""}
-    if with_calls and turn.tool_calls:
-        msg["tool_calls"] = [tool_call_dict(c) for c in turn.tool_calls]
-    elif not msg["content"]:
-        msg["content"] = "(reply cut off)"
-    return msg
-
-
-def tool_call_dict(call: ToolCall) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": normalise_arguments(call.arguments)},
-    }
 
 
 def jsonable(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from agent import events as ev
-from agent.config import ConfigError, Settings, resolve_model, state_dir
+from agent.config import ConfigError, Settings, state_dir
+from agent.context import Budget
 from agent.llm.errors import ModelError
+from agent.llm.profile import DEFAULT_CONTEXT_WINDOW
 from agent.llm.types import Model
 from agent.loop import AgentLoop, Limits, Pricing
 from agent.trajectory import TrajectoryWriter, new_run_id
@@ -31,6 +33,8 @@ EXIT_CODES = {
     "time_limit": EXIT_GAVE_UP,
     "error": EXIT_GAVE_UP,
     "model_error": EXIT_MODEL,
+    "context_overflow": EXIT_GAVE_UP,
+    "stuck": EXIT_GAVE_UP,
     "interrupted": EXIT_INTERRUPTED,
 }
 
@@ -43,7 +47,7 @@ def prompt_text(name: str) -> str:
 
 def build_model(settings: Settings, on_retry: Callable[[Exception, int, float], None] | None = None) -> Model:
     """The model a run talks to: `replay:PATH` replays a trajectory, anything else is an
-    OpenAI-compatible endpoint."""
+    OpenAI-compatible endpoint described by its profile (presets + settings)."""
     if settings.model and settings.model.startswith("replay:"):
         from agent.llm.replay import ReplayModel
 
@@ -52,22 +56,26 @@ def build_model(settings: Settings, on_retry: Callable[[Exception, int, float], 
             raise ConfigError(f"--model replay:{path}: no such trajectory file")
         return ReplayModel(path)
     from agent.llm.client import ClientConfig, OpenAIModel
+    from agent.llm.profile import resolve_profile
 
-    resolved = resolve_model(settings)
+    profile = resolve_profile(settings)
     config = ClientConfig(
-        model=resolved["model"],
-        base_url=resolved["base_url"],
-        api_key=resolved["api_key"],
-        temperature=resolved["temperature"],
-        top_p=resolved["top_p"],
+        model=profile.model,
+        base_url=profile.base_url,
+        api_key=profile.api_key,
+        temperature=profile.temperature,
+        top_p=profile.top_p,
         max_tokens=settings.max_tokens,
-        extra_body=resolved["extra_body"],
+        max_tokens_param=profile.max_tokens_param,
+        extra_body=profile.extra_body,
         request_timeout=settings.request_timeout,
         max_retries=settings.max_retries,
         retry_base_delay=settings.retry_base_delay,
         stream=settings.stream,
     )
-    return OpenAIModel(config, on_retry=on_retry)
+    model = OpenAIModel(config, on_retry=on_retry)
+    model.profile = profile
+    return model
 
 
 @dataclass
@@ -164,13 +172,29 @@ class Session:
                 "max_output_chars": s.max_output_chars,
             },
         )
+        profile = getattr(self.model, "profile", None)
+        if profile is not None:
+            pricing = Pricing(
+                input=profile.price_input,
+                output=profile.price_output,
+                cached_input=profile.price_cached_input,
+            )
+            budget = Budget.for_window(profile.context_window, profile.max_output)
+            policy = profile.reasoning
+        else:  # replayed or scripted models: settings only
+            pricing = Pricing(input=s.price_input, output=s.price_output, cached_input=s.price_cached_input)
+            budget = Budget.for_window(s.context_window or DEFAULT_CONTEXT_WINDOW, s.max_tokens)
+            policy = s.reasoning or "omit"
         loop = AgentLoop(
             model=self.model,
             registry=self.registry,
             ctx=ctx,
             emit=self.emit,
             limits=Limits(max_steps=s.max_steps, max_cost=s.max_cost, max_time=s.max_time),
-            pricing=Pricing(input=s.price_input, output=s.price_output, cached_input=s.price_cached_input),
+            pricing=pricing,
+            budget=budget,
+            reasoning_policy=policy,
+            max_output_chars=s.max_output_chars,
         )
         self.emit(
             ev.RunStarted(
@@ -188,7 +212,7 @@ class Session:
                     level="warning", message=f"{self.repo} is not a git repository: no diff will be shown"
                 )
             )
-        if s.max_cost is not None and not (s.price_input or s.price_output):
+        if s.max_cost is not None and not (pricing.input or pricing.output):
             self.emit(
                 ev.Notice(
                     level="warning",

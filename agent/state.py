@@ -1,4 +1,4 @@
-"""The graph state. Messages are plain OpenAI-format dicts appended with `operator.add`.
+"""The graph state. Messages are plain OpenAI-format dicts.
 
 We deliberately do not store langchain_core message objects through `add_messages`: that
 reducer re-converts the whole history on every step (cost grows with run length), and plain
@@ -8,12 +8,25 @@ client without conversion.
 
 from __future__ import annotations
 
-import operator
+from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
 
+@dataclass(frozen=True)
+class Replace:
+    """An update that replaces the whole history (compaction) instead of appending to it."""
+
+    messages: list[dict[str, Any]]
+
+
+def append_or_replace(left: list[dict[str, Any]], right: list[dict[str, Any]] | Replace) -> list[dict[str, Any]]:
+    if isinstance(right, Replace):
+        return list(right.messages)
+    return left + right
+
+
 class AgentState(TypedDict, total=False):
-    messages: Annotated[list[dict[str, Any]], operator.add]
+    messages: Annotated[list[dict[str, Any]], append_or_replace]
     step: int
     stop: str | None
     stop_message: str

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from agent.config import ConfigError, Settings, env_layer, load_settings, resolve_model
+from agent.config import ConfigError, Settings, env_layer, load_settings
+from agent.llm.profile import resolve_profile
 from tools.base import Tool, ToolContext, ToolResult, clean_schema
 from tools.environment import LocalEnvironment
 from tools.registry import BUILTIN_TOOLS, ToolRegistry, load_object
@@ -52,22 +53,86 @@ def test_broken_files_name_file_and_line(tmp_path, monkeypatch):
         load_settings(tmp_path, {}, environ={})
 
 
-def test_resolve_model_keys_and_presets():
-    local = resolve_model(Settings(model="qwen", base_url="http://127.0.0.1:8000/v1"), environ={})
-    assert local["api_key"] == "not-needed"
-    preset = resolve_model(Settings(provider="dashscope"), environ={"DASHSCOPE_API_KEY": "sk"})
-    assert preset["model"] == "qwen3-coder-plus" and preset["temperature"] == 0.7
-    assert preset["extra_body"] == {"top_k": 20, "repetition_penalty": 1.05}
-    kimi = resolve_model(Settings(provider="moonshot", temperature=0.3), environ={"MOONSHOT_API_KEY": "sk"})
-    assert kimi["temperature"] == 0.3 and kimi["base_url"].startswith("https://api.moonshot")
-    with pytest.raises(ConfigError, match="unknown provider 'nope'"):
-        resolve_model(Settings(provider="nope"), environ={})
-    with pytest.raises(ConfigError, match="not an http"):
-        resolve_model(Settings(model="m", base_url="localhost:8000"), environ={})
-    custom = resolve_model(
-        Settings(model="m", base_url="https://x.example/v1", api_key_env="MY_KEY"), environ={"MY_KEY": "s"}
+def test_profiles_combine_provider_family_and_settings():
+    local = resolve_profile(Settings(model="qwen", base_url="http://127.0.0.1:8000/v1"), environ={})
+    assert local.api_key == "not-needed" and local.local and local.price_input == 0
+    qwen = resolve_profile(Settings(provider="dashscope"), environ={"DASHSCOPE_API_KEY": "sk"})
+    assert (qwen.model, qwen.family, qwen.temperature, qwen.top_p) == (
+        "qwen3-coder-plus",
+        "qwen3-coder-hosted",
+        0.7,
+        0.8,
     )
-    assert custom["api_key"] == "s"
+    assert qwen.extra_body == {"top_k": 20, "repetition_penalty": 1.05}
+    assert (qwen.price_input, qwen.price_cached_input, qwen.price_output) == (1.0, 0.2, 5.0)
+    assert qwen.context_window == 1_000_000
+    kimi = resolve_profile(Settings(provider="moonshot", temperature=0.3), environ={"MOONSHOT_API_KEY": "sk"})
+    assert (
+        kimi.temperature == 0.3
+        and kimi.base_url.startswith("https://api.moonshot")
+        and kimi.family == "kimi-k2"
+    )
+    assert kimi.context_window == 262144 and kimi.reasoning == "omit"
+    # a self-hosted open-weight model gets its family's behaviour but costs nothing
+    vllm = resolve_profile(Settings(model="Qwen/Qwen3-Coder-30B-A3B-Instruct", provider="vllm"), environ={})
+    assert vllm.family == "qwen3-coder" and vllm.extra_body["top_k"] == 20 and not vllm.priced
+    # a known hosted URL without --provider still gets prices
+    by_url = resolve_profile(
+        Settings(model="deepseek-reasoner", base_url="https://api.deepseek.com/v1"),
+        environ={"DEEPSEEK_API_KEY": "k"},
+    )
+    assert by_url.provider == "deepseek" and by_url.price_cached_input == 0.028 and by_url.reasoning == "omit"
+    # MiniMax: temperature clamped into (0, 1], max_completion_tokens, think blocks kept verbatim
+    mm = resolve_profile(Settings(provider="minimax", temperature=1.7), environ={"MINIMAX_API_KEY": "k"})
+    assert (
+        mm.temperature == 1.0
+        and mm.max_tokens_param == "max_completion_tokens"
+        and mm.reasoning == "inline_think"
+    )
+    unknown = resolve_profile(
+        Settings(model="my-finetune", base_url="http://10.1.2.3:9000/v1", api_key_env="K"), environ={"K": "x"}
+    )
+    assert unknown.family is None and unknown.context_window == 32768 and not unknown.priced
+    override = resolve_profile(
+        Settings(
+            model="my-finetune", base_url="http://127.0.0.1:1/v1", context_window=65536, reasoning="send_all"
+        ),
+        environ={},
+    )
+    assert override.context_window == 65536 and override.reasoning == "send_all"
+    with pytest.raises(ConfigError, match="unknown provider 'nope'"):
+        resolve_profile(Settings(provider="nope"), environ={})
+    with pytest.raises(ConfigError, match="not an http"):
+        resolve_profile(Settings(model="m", base_url="localhost:8000"), environ={})
+    with pytest.raises(ConfigError, match="MY_KEY"):
+        resolve_profile(
+            Settings(model="m", base_url="https://x.example/v1", api_key_env="MY_KEY"), environ={}
+        )
+
+
+def test_every_preset_family_regex_compiles_and_matches_its_models():
+    from agent.llm.profile import find_family, load_presets
+
+    presets = load_presets()
+    for name, prov in presets["providers"].items():
+        assert prov["base_url"].startswith(("http://", "https://")), name
+        for model in prov.get("prices", {}):
+            assert find_family(model) is not None, f"{name}/{model} matches no family"
+    expected = {
+        "kimi-k2-0905-preview": "kimi-k2",
+        "moonshotai/kimi-k2-thinking": "kimi-k2-thinking",
+        "qwen3-coder-plus": "qwen3-coder-hosted",
+        "Qwen/Qwen3-Coder-480B-A35B-Instruct": "qwen3-coder",
+        "deepseek-reasoner": "deepseek-reasoner",
+        "deepseek-chat": "deepseek",
+        "z-ai/glm-4.6": "glm-4-6",
+        "glm-4.5-air": "glm",
+        "MiniMax-M2": "minimax",
+        "ernie-4.5-turbo-128k": "ernie",
+        "openai/gpt-oss-120b": "gpt-oss",
+    }
+    for model, family in expected.items():
+        assert find_family(model)[0] == family, model
 
 
 # --- registry ---------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ def test_unknown_tool_malformed_json_and_ambiguous_edit_are_reported_to_the_mode
     assert pytest_passes(repo)
     results = tool_results(server.requests[-1])
     assert "Unknown tool 'str_replace'" in results[0] and "str_replace_editor" in results[0]
-    assert "not valid JSON" in results[1]
+    assert "the JSON is cut off" in results[1] and "send the complete arguments" in results[1]
     assert "2" in results[2] and "lines 1, 2" in results[2].replace("lines: ", "lines ")
     assert (repo / "calc" / "dup.py").read_text() == "x = 1\nx = 1\n"
     # malformed arguments were normalised in history, so strict servers do not reject later requests
@@ -248,16 +248,22 @@ def test_rate_limit_and_broken_stream_are_retried(tmp_path, scripted_server):
     assert "slow down" in notices and "broke off" in notices and "upstream went away" in notices
 
 
-def test_context_overflow_is_a_typed_model_error(tmp_path, scripted_server):
+def test_context_overflow_compacts_the_history_and_retries(tmp_path, scripted_server):
     repo = make_repo(tmp_path / "repo")
     msg = "Invalid request: Your request exceeded model token limit: 262144 (requested: 269030)"
-    server = scripted_server(
-        [{"error": {"status": 400, "body": {"error": {"message": msg, "type": "invalid_request_error"}}}}]
-    )
+    overflow = {"error": {"status": 400, "body": {"error": {"message": msg, "type": "invalid_request_error"}}}}
+    summary = {"content": "SUMMARY: planned the fix, nothing changed yet."}
+    server = scripted_server([*FIX_SCRIPT[:2], overflow, summary, *FIX_SCRIPT[2:]])
     run = run_luban(exec_args(repo, server, "--json"), tmp_path / "home")
-    assert run.code == 3
-    assert run.of_type("error")[0]["kind"] == "ContextOverflowError"
-    assert len(server.requests) == 1  # never retried blindly
+    assert run.code == 0, run.stderr
+    assert pytest_passes(repo)
+    notices = " | ".join(n["message"] for n in run.of_type("notice"))
+    assert "context overflow reported by the server" in notices and "compacted" in notices
+    summary_request = server.requests[3]["body"]
+    assert "<conversation>" in summary_request["messages"][-1]["content"] and "tools" not in summary_request
+    retried = server.requests[4]["body"]["messages"]
+    assert retried[:2] == server.requests[0]["body"]["messages"][:2]
+    assert any("SUMMARY: planned the fix" in (m.get("content") or "") for m in retried)
 
 
 # --- limits and interruption ---------------------------------------------------------------------

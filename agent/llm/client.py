@@ -30,6 +30,7 @@ class ClientConfig:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    max_tokens_param: str = "max_tokens"  # MiniMax wants max_completion_tokens
     extra_body: dict[str, Any] = field(default_factory=dict)
     request_timeout: float = 600.0
     connect_timeout: float = 15.0
@@ -47,6 +48,7 @@ class OpenAIModel:
         self.config = config
         self.name = config.model
         self.on_retry = on_retry
+        self.profile: Any = None  # the ModelProfile it was built from, when there is one
         self._openai = openai
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
@@ -98,7 +100,10 @@ class OpenAIModel:
         if cfg.top_p is not None:
             req["top_p"] = cfg.top_p
         if cfg.max_tokens is not None:
-            req["max_tokens"] = cfg.max_tokens
+            if cfg.max_tokens_param == "max_tokens":
+                req["max_tokens"] = cfg.max_tokens
+            else:
+                wire[cfg.max_tokens_param] = cfg.max_tokens
         if cfg.stream:
             req["stream"] = True
             req["stream_options"] = {"include_usage": True}
