@@ -102,7 +102,12 @@ def calls_digest(messages: list[dict[str, Any]], max_chars: int) -> str:
 
 
 async def compact(
-    messages: list[dict[str, Any]], model: Model, budget: Budget, *, summarise: bool = True, keep_recent: bool = True
+    messages: list[dict[str, Any]],
+    model: Model,
+    budget: Budget,
+    *,
+    summarise: bool = True,
+    keep_recent: bool = True,
 ) -> tuple[list[dict[str, Any]], str]:
     """A shorter history that fits the budget, and a line saying how it was made.
 

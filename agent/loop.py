@@ -166,7 +166,9 @@ class AgentLoop:
         if self._last_prompt_tokens is not None:
             return self._last_prompt_tokens + self._tokens_since_usage
         if not self._tokens_since_usage:  # first request: count everything once
-            self._tokens_since_usage = sum(estimate_tokens(m) for m in messages) + estimate_tokens(self.schemas)
+            self._tokens_since_usage = sum(estimate_tokens(m) for m in messages) + estimate_tokens(
+                self.schemas
+            )
         return self._tokens_since_usage
 
     def _added(self, messages: list[dict[str, Any]]) -> None:
@@ -175,7 +177,9 @@ class AgentLoop:
     async def _compact(
         self, messages: list[dict[str, Any]], summarise: bool, keep_recent: bool = True
     ) -> list[dict[str, Any]]:
-        new, how = await compact(messages, self.model, self.budget, summarise=summarise, keep_recent=keep_recent)
+        new, how = await compact(
+            messages, self.model, self.budget, summarise=summarise, keep_recent=keep_recent
+        )
         self.emit(ev.Notice(level="info", message=f"context: {how}"))
         self._last_prompt_tokens = None
         self._tokens_since_usage = sum(estimate_tokens(m) for m in new) + estimate_tokens(self.schemas)
@@ -220,7 +224,9 @@ class AgentLoop:
                     timing.model = time.perf_counter() - t0
                     update.update(stop="context_overflow", stop_message=str(exc))
                     return update
-                self.emit(ev.Notice(level="warning", message=f"context overflow reported by the server: {exc}"))
+                self.emit(
+                    ev.Notice(level="warning", message=f"context overflow reported by the server: {exc}")
+                )
                 messages = await self._compact(messages, summarise=attempts == 1, keep_recent=False)
                 replaced = True
         timing.model = time.perf_counter() - t0
@@ -317,7 +323,9 @@ class AgentLoop:
         t_tools = 0.0
         cap = self.budget.tool_output_chars(self.max_output_chars)
         for call in calls:
-            self.emit(ev.ToolCallStarted(step=step, call_id=call.id, name=call.name, arguments=call.arguments))
+            self.emit(
+                ev.ToolCallStarted(step=step, call_id=call.id, name=call.name, arguments=call.arguments)
+            )
             self.ctx.on_output = lambda text, cid=call.id: self.emit(
                 ev.ToolOutputDelta(call_id=cid, text=text)
             )
@@ -364,7 +372,9 @@ class AgentLoop:
         timing.end = time.perf_counter()
         return update
 
-    def _guard(self, calls: list[ToolCall], errors: list[str], results: list[dict[str, Any]], update: dict[str, Any]) -> None:
+    def _guard(
+        self, calls: list[ToolCall], errors: list[str], results: list[dict[str, Any]], update: dict[str, Any]
+    ) -> None:
         repeats = self.guard.see_calls(calls)
         error_repeats = self.guard.see_errors(errors)
         worst = max(repeats, error_repeats)

@@ -19,7 +19,9 @@ class Replace:
     messages: list[dict[str, Any]]
 
 
-def append_or_replace(left: list[dict[str, Any]], right: list[dict[str, Any]] | Replace) -> list[dict[str, Any]]:
+def append_or_replace(
+    left: list[dict[str, Any]], right: list[dict[str, Any]] | Replace
+) -> list[dict[str, Any]]:
     if isinstance(right, Replace):
         return list(right.messages)
     return left + right

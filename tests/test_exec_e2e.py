@@ -251,7 +251,9 @@ def test_rate_limit_and_broken_stream_are_retried(tmp_path, scripted_server):
 def test_context_overflow_compacts_the_history_and_retries(tmp_path, scripted_server):
     repo = make_repo(tmp_path / "repo")
     msg = "Invalid request: Your request exceeded model token limit: 262144 (requested: 269030)"
-    overflow = {"error": {"status": 400, "body": {"error": {"message": msg, "type": "invalid_request_error"}}}}
+    overflow = {
+        "error": {"status": 400, "body": {"error": {"message": msg, "type": "invalid_request_error"}}}
+    }
     summary = {"content": "SUMMARY: planned the fix, nothing changed yet."}
     server = scripted_server([*FIX_SCRIPT[:2], overflow, summary, *FIX_SCRIPT[2:]])
     run = run_luban(exec_args(repo, server, "--json"), tmp_path / "home")
