@@ -34,6 +34,10 @@ CUT_OFF_NOTE = (
     "calls were NOT run. Reply again with shorter tool calls: split large file contents into several "
     "edits."
 )
+CUT_OFF_TEXT_NOTE = (
+    "Your previous reply was cut off at the output token limit. Continue where it stopped, more briefly, "
+    "or call a tool."
+)
 EMPTY_NOTE = (
     "Your previous reply was empty. Continue the task: call a tool, or call `finish` if you are done."
 )
@@ -126,6 +130,9 @@ class AgentLoop:
     budget: Budget = field(default_factory=lambda: Budget.for_window(32768, None))
     reasoning_policy: str = "omit"
     max_output_chars: int = 16000
+    # The model's output cap when known (family preset or settings): each request then asks for
+    # min(cap, what the window has left), never more than fits (vLLM: "max_tokens must be at least 1").
+    reply_cap: int | None = None
     totals: Totals = field(default_factory=Totals)
     timings: list[StepTiming] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -214,7 +221,11 @@ class AgentLoop:
         attempts = 0
         while True:
             try:
-                turn = await self.model.complete(messages, tools, on_delta)
+                options = {}
+                if self.reply_cap:
+                    room = self.budget.context_window - self._estimate(messages) - 256
+                    options["max_tokens"] = max(256, min(self.reply_cap, room))
+                turn = await self.model.complete(messages, tools, on_delta, **options)
                 break
             except ContextOverflowError as exc:
                 # The server's count beats our estimate: compact (summary first, then the
@@ -291,6 +302,8 @@ class AgentLoop:
                     )
                     return []
                 return [{"role": "user", "content": EMPTY_NOTE}]
+            if turn.finish_reason == "length":  # an answer cut off mid-way is not an answer
+                return [history_message(norm, policy), {"role": "user", "content": CUT_OFF_TEXT_NOTE}]
             update.update(stop="answered", stop_message=turn.content)
             return [history_message(norm, policy)]
         self._empty_replies = 0

@@ -181,10 +181,12 @@ class Session:
             )
             budget = Budget.for_window(profile.context_window, profile.max_output)
             policy = profile.reasoning
+            reply_cap = profile.max_output
         else:  # replayed or scripted models: settings only
             pricing = Pricing(input=s.price_input, output=s.price_output, cached_input=s.price_cached_input)
             budget = Budget.for_window(s.context_window or DEFAULT_CONTEXT_WINDOW, s.max_tokens)
             policy = s.reasoning or "omit"
+            reply_cap = s.max_tokens
         loop = AgentLoop(
             model=self.model,
             registry=self.registry,
@@ -195,6 +197,7 @@ class Session:
             budget=budget,
             reasoning_policy=policy,
             max_output_chars=s.max_output_chars,
+            reply_cap=reply_cap,
         )
         self.emit(
             ev.RunStarted(

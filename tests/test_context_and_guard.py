@@ -239,3 +239,69 @@ async def test_reasoning_goes_back_per_policy(tmp_path, policy, expect_field):
     await s.run()
     assistant = model.requests[1][-2]
     assert assistant["role"] == "assistant" and ("reasoning_content" in assistant) is expect_field
+
+
+# --- through the real client: text tool protocol and the reply budget --------------------------------
+
+
+async def run_against(tmp_path, server, model: str, **settings):
+    repo = make_repo(tmp_path / "repo")
+    seen: list[ev.Event] = []
+    s = Session(
+        Settings(model=model, base_url=server.base_url, retry_base_delay=0.01, **settings),
+        repo,
+        "task",
+        subscribers=[seen.append],
+        trajectory_path=tmp_path / "t.jsonl",
+    )
+    return await s.run(), seen
+
+
+async def test_unreadable_tool_calls_switch_the_model_to_the_text_protocol(tmp_path, scripted_server):
+    broken = {
+        "content": 'Running it. <tool_call>{"name": "execute_bash", "arguments": {"command": "echo hi"',
+        "finish_reason": "stop",
+    }
+    text_call = {
+        "content": '<tool_call>{"name": "execute_bash", "arguments": {"command": "echo recovered"}}</tool_call>'
+    }
+    text_finish = {"content": '<tool_call>{"name": "finish", "arguments": {"message": "ok"}}</tool_call>'}
+    server = scripted_server([broken, broken, broken, text_call, text_finish])
+    out, seen = await run_against(tmp_path, server, "some-local-model")
+    assert out.finished.reason == "finished"
+    bodies = [r["body"] for r in server.requests]
+    assert all("tools" in b for b in bodies[:3]) and all("tools" not in b for b in bodies[3:])
+    switch = bodies[3]["messages"][-1]
+    assert (
+        switch["role"] == "user"
+        and "<tool_call>" in switch["content"]
+        and "execute_bash" in switch["content"]
+    )
+    assert bodies[3]["messages"][:2] == bodies[0]["messages"][:2]  # the cached prefix is untouched
+    ran = [e for e in seen if isinstance(e, ev.ToolCallFinished) and e.name == "execute_bash"]
+    assert len(ran) == 1 and "recovered" in ran[0].output
+    assert any("text tool protocol" in n for n in notices(seen))
+    # the failed attempts were explained to the model, precisely
+    assert "cut off" in bodies[1]["messages"][-1]["content"]
+
+
+async def test_each_request_asks_for_no_more_output_than_the_window_has_room_for(tmp_path, scripted_server):
+    server = scripted_server(
+        [turn(call("think", {"thought": "x" * 4000})) for _ in range(3)] + [turn(call("finish", {}))]
+    )
+    out, _ = await run_against(tmp_path, server, "kimi-k2-0905-preview", context_window=20000)
+    assert out.finished.reason == "finished"
+    caps = [r["body"]["max_tokens"] for r in server.requests]
+    assert all(256 <= c <= 16384 for c in caps)  # the Kimi K2 family's output cap
+    prompts = out.loop.prompt_tokens_sent  # as the server counted them
+    assert all(cap + prompt <= 20000 for cap, prompt in zip(caps, prompts, strict=True))
+    assert caps[-1] < 16384  # the room left, not the family cap, bounds the reply late in the run
+
+    unknown = scripted_server([turn(call("finish", {}))])
+    await run_against(tmp_path / "u", unknown, "my-finetune")
+    assert "max_tokens" not in unknown.requests[0]["body"]  # unknown models keep the server's default
+
+    minimax = scripted_server([turn(call("finish", {}))])
+    await run_against(tmp_path / "m", minimax, "MiniMax-M2")
+    body = minimax.requests[0]["body"]
+    assert "max_tokens" not in body and body["max_completion_tokens"] <= 32768 and body["temperature"] == 1.0

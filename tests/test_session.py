@@ -143,3 +143,11 @@ def test_trajectory_events_round_trip(tmp_path):
     event = ev.ToolCallFinished(step=1, call_id="functions.x:0", name="x", output="o", data={"k": [1]})
     again = ev.parse_event(json.loads(event.model_dump_json()))
     assert again == event and not ev.TextDelta(step=1, text="t").model_dump().get("ephemeral")
+
+
+async def test_an_answer_cut_off_at_the_output_limit_does_not_end_the_run(tmp_path):
+    s, model, _ = session(tmp_path, [turn(content="The fix is to change", finish_reason="length"), turn(call("finish", {}))])
+    out = await s.run()
+    assert out.finished.reason == "finished"
+    assert model.requests[1][-2] == {"role": "assistant", "content": "The fix is to change"}
+    assert "cut off" in model.requests[1][-1]["content"]

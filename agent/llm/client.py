@@ -65,11 +65,12 @@ class OpenAIModel:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback | None = None,
+        max_tokens: int | None = None,
     ) -> ModelTurn:
         attempt = 0
         while True:
             try:
-                return await self._complete_once(messages, tools, on_delta)
+                return await self._complete_once(messages, tools, on_delta, max_tokens)
             except errors.ModelError as exc:
                 if not exc.retryable or attempt >= self.config.max_retries:
                     raise
@@ -85,8 +86,11 @@ class OpenAIModel:
         base = self.config.retry_base_delay * (2**attempt)
         return min(base * (0.75 + random.random() / 2), self.config.retry_max_delay)
 
-    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    def _request(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_tokens: int | None = None
+    ) -> dict[str, Any]:
         cfg = self.config
+        cap = max_tokens if max_tokens is not None else cfg.max_tokens
         # Messages and tools are already wire-format JSON dicts, so they travel in `extra_body`,
         # which the SDK merges into the request body as is. Passed as `messages=`, the SDK's
         # type-driven transform walks the whole history on every request: 45 ms per request at
@@ -99,23 +103,28 @@ class OpenAIModel:
             req["temperature"] = cfg.temperature
         if cfg.top_p is not None:
             req["top_p"] = cfg.top_p
-        if cfg.max_tokens is not None:
+        if cap is not None:
             if cfg.max_tokens_param == "max_tokens":
-                req["max_tokens"] = cfg.max_tokens
+                req["max_tokens"] = cap
             else:
-                wire[cfg.max_tokens_param] = cfg.max_tokens
+                wire[cfg.max_tokens_param] = cap
         if cfg.stream:
             req["stream"] = True
             req["stream_options"] = {"include_usage": True}
         return req
 
     async def _complete_once(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_delta: DeltaCallback | None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: DeltaCallback | None,
+        max_tokens: int | None = None,
     ) -> ModelTurn:
+        request = self._request(messages, tools, max_tokens)
         try:
             if self.config.stream:
-                return await self._stream(self._request(messages, tools), on_delta)
-            response = await self._client.chat.completions.create(**self._request(messages, tools))
+                return await self._stream(request, on_delta)
+            response = await self._client.chat.completions.create(**request)
             return turn_from_completion(response)
         except errors.ModelError:
             raise

@@ -67,6 +67,7 @@ class ReplayModel:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback | None = None,
+        max_tokens: int | None = None,
     ) -> ModelTurn:
         if self._next >= len(self._turns):
             raise ReplayExhausted(

@@ -43,6 +43,7 @@ class Model(Protocol):
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback | None = None,
+        max_tokens: int | None = None,
     ) -> ModelTurn: ...
 
     async def aclose(self) -> None: ...

@@ -24,6 +24,7 @@ class ScriptedModel:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback | None = None,
+        max_tokens: int | None = None,
     ) -> ModelTurn:
         await asyncio.sleep(0)  # a real model call yields to the event loop; so does this one
         self.requests.append(messages)
