@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--max-time", type=float, help="stop after S seconds of wall time (default 3600)")
     ex.add_argument("--test-command", help="the command `run_tests` uses, e.g. 'pytest -x tests'")
     ex.add_argument("--trajectory", type=Path, help="where to write the trajectory (default: the state dir)")
+    ex.add_argument(
+        "--no-edit-guard", action="store_true", help="keep edits even when they introduce syntax errors"
+    )
     add_model_flags(ex)
 
     models = sub.add_parser("models", help="list provider presets and model families, or a server's models")
@@ -64,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_model_flags(models)
+
+    mp = sub.add_parser("map", help="print the ranked repository map (tree-sitter + PageRank)")
+    mp.add_argument("path", nargs="?", default=".", help="the repository (default: current directory)")
+    mp.add_argument("--budget", type=int, default=2048, help="size of the map in tokens (default 2048)")
+    mp.add_argument("--focus", nargs="*", default=[], help="files or identifiers to rank first")
 
     doctor = sub.add_parser(
         "doctor", help="check a provider or server: key, URL, /models, a tool-call round trip"
@@ -107,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             from agent.doctor import run_doctor
 
             return run_doctor(settings, json_output=args.json)
+        if args.command == "map":
+            return cmd_map(args)
         if args.command == "demo":
             from agent.demo import run_demo
 
@@ -138,9 +148,32 @@ def cmd_exec(args: argparse.Namespace) -> int:
         "max_cost": args.max_cost,
         "max_time": args.max_time,
         "test_command": args.test_command,
+        "edit_guard": False if args.no_edit_guard else None,
     }
     settings = load_settings(repo.resolve(), flags)
     return run_headless(settings, repo, args.task, json_output=args.json, trajectory=args.trajectory)
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError
+
+    root = Path(args.path).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"{args.path}: not a directory")
+    if args.budget < 64:
+        raise ConfigError("--budget must be at least 64 tokens")
+    from agent.session import workspace_cache_dir
+    from tools.code.repomap import render_map
+
+    files = [f for f in args.focus if (root / f).exists()]
+    idents = [f for f in args.focus if f not in files]
+    text = render_map(root.resolve(), args.budget, files, workspace_cache_dir(root), idents)
+    print(
+        text.rstrip()
+        if text.strip()
+        else "(no source files in a supported language: Python, JavaScript, TypeScript, Go, Rust, Java)"
+    )
+    return 0
 
 
 def run_headless(

@@ -49,6 +49,8 @@ class Settings(BaseModel):
     test_command: str | None = None
     test_timeout: int = 600
     max_output_chars: int = 16000
+    edit_guard: bool = True  # roll back edits that introduce syntax errors
+    repo_map_tokens: int = 1024  # size of the repo map in the first prompt; 0 leaves it out
     tools_enabled: list[str] | None = None
     tools_disabled: list[str] = Field(default_factory=list)
     # where runs are recorded (default: the user state dir)

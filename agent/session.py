@@ -131,6 +131,23 @@ class Session:
             ev.Notice(level="warning", message=f"model call failed ({exc}); retry {attempt} in {delay:.1f}s")
         )
 
+    async def _repo_map(self, budget: int) -> str:
+        """A small ranked outline of the repository for the first prompt, focused on what the task
+        mentions, so the model starts oriented. A failure only costs the map, never the run."""
+        from tools.code.repomap import render_map
+
+        files, idents = task_mentions(self.repo, self.task)
+        try:
+            text = await asyncio.to_thread(
+                render_map, self.repo, budget, files, workspace_cache_dir(self.repo), idents
+            )
+        except Exception as exc:
+            self.emit(ev.Notice(level="warning", message=f"no repo map: {type(exc).__name__}: {exc}"))
+            return ""
+        return (
+            f"\nRepository map (most relevant definitions first):\n{text.rstrip()}\n" if text.strip() else ""
+        )
+
     def initial_messages(self, repo_summary: str) -> list[dict[str, Any]]:
         system = prompt_text("system.md").format(root=self.repo)
         user = prompt_text("task.md").format(task=self.task.strip(), repo_summary=repo_summary)
@@ -170,8 +187,13 @@ class Session:
                 "test_command": s.test_command,
                 "test_timeout": s.test_timeout,
                 "max_output_chars": s.max_output_chars,
+                "cache_dir": str(workspace_cache_dir(self.repo)),
             },
         )
+        if s.edit_guard:
+            from tools.code.guard import edit_guard
+
+            ctx.state["after_write"] = edit_guard
         profile = getattr(self.model, "profile", None)
         if profile is not None:
             pricing = Pricing(
@@ -224,6 +246,8 @@ class Session:
                 )
             )
         summary = describe_repo(self.repo, info)
+        if s.repo_map_tokens > 0:
+            summary += await self._repo_map(s.repo_map_tokens)
         state: dict[str, Any] = {"messages": self.initial_messages(summary), "step": 0, "stop": None}
         reason, message = "error", ""
         cancelled = False
@@ -283,6 +307,29 @@ class Session:
         if cancelled:
             raise asyncio.CancelledError
         return RunOutcome(finished=finished, trajectory=self.trajectory_path, loop=loop)
+
+
+def task_mentions(root: Path, task: str) -> tuple[list[str], list[str]]:
+    """Files (that exist) and identifiers the task names: the repo map is personalised to them."""
+    import re
+
+    files, idents = [], []
+    for word in re.findall(r"[\w./-]+", task):
+        candidate = word.strip(".,:;'\"`()").removeprefix("./")
+        if "/" in candidate or "." in candidate:
+            if candidate and (root / candidate).is_file():
+                files.append(candidate)
+                continue
+        idents.extend(re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", candidate))
+    return list(dict.fromkeys(files)), list(dict.fromkeys(idents))
+
+
+def workspace_cache_dir(repo: Path) -> Path:
+    """Per-workspace cache (repo-map tags...), outside the repository so it never shows in git."""
+    import hashlib
+
+    digest = hashlib.sha1(str(repo.resolve()).encode()).hexdigest()[:12]
+    return state_dir() / "cache" / f"{repo.name}-{digest}"
 
 
 def describe_repo(root: Path, info: Any) -> str:

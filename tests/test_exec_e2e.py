@@ -428,3 +428,24 @@ def test_demo_goes_from_red_to_green(tmp_path):
     assert pytest_passes(tmp_path / "demo")
     assert json.loads  # the demo's trajectory is written like any run's
     assert list((tmp_path / "home" / "runs").glob("*.jsonl"))
+
+
+def test_edit_guard_rolls_back_a_breaking_edit_unless_disabled(tmp_path, scripted_server):
+    breaking = {
+        "command": "str_replace",
+        "path": "calc/ops.py",
+        "old_str": "    return a - b",
+        "new_str": "    return (a + b",
+    }
+    for flags, guarded in (([], True), (["--no-edit-guard"], False)):
+        repo = make_repo(tmp_path / f"repo{guarded}")
+        before = (repo / "calc" / "ops.py").read_text()
+        server = scripted_server([turn(call("str_replace_editor", breaking)), turn(call("finish", {}))])
+        run = run_luban(exec_args(repo, server, "--json", *flags), tmp_path / "home")
+        assert run.code == 0, run.stderr
+        (edit,) = [e for e in run.of_type("tool_call_finished") if e["name"] == "str_replace_editor"]
+        if guarded:
+            assert edit["is_error"] and "NOT applied" in edit["output"] and "line 3" in edit["output"]
+            assert (repo / "calc" / "ops.py").read_text() == before
+        else:
+            assert not edit["is_error"] and "return (a + b" in (repo / "calc" / "ops.py").read_text()
