@@ -131,15 +131,17 @@ class Session:
             ev.Notice(level="warning", message=f"model call failed ({exc}); retry {attempt} in {delay:.1f}s")
         )
 
-    async def _repo_map(self, budget: int) -> str:
+    async def _repo_map(self, budget: int, ctx: ToolContext) -> str:
         """A small ranked outline of the repository for the first prompt, focused on what the task
-        mentions, so the model starts oriented. A failure only costs the map, never the run."""
-        from tools.code.repomap import render_map
+        mentions, so the model starts oriented. A failure only costs the map, never the run. The
+        RepoMap is the one the code tools share, so its cache is loaded once per session."""
+        from tools.code.repo_map import shared_repomap
 
         files, idents = task_mentions(self.repo, self.task)
         try:
+            repomap = shared_repomap(ctx)
             text = await asyncio.to_thread(
-                render_map, self.repo, budget, files, workspace_cache_dir(self.repo), idents
+                repomap.build, focus_files=files, focus_idents=idents, budget_tokens=budget
             )
         except Exception as exc:
             self.emit(ev.Notice(level="warning", message=f"no repo map: {type(exc).__name__}: {exc}"))
@@ -247,7 +249,7 @@ class Session:
             )
         summary = describe_repo(self.repo, info)
         if s.repo_map_tokens > 0:
-            summary += await self._repo_map(s.repo_map_tokens)
+            summary += await self._repo_map(s.repo_map_tokens, ctx)
         state: dict[str, Any] = {"messages": self.initial_messages(summary), "step": 0, "stop": None}
         reason, message = "error", ""
         cancelled = False

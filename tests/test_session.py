@@ -146,7 +146,9 @@ def test_trajectory_events_round_trip(tmp_path):
 
 
 async def test_an_answer_cut_off_at_the_output_limit_does_not_end_the_run(tmp_path):
-    s, model, _ = session(tmp_path, [turn(content="The fix is to change", finish_reason="length"), turn(call("finish", {}))])
+    s, model, _ = session(
+        tmp_path, [turn(content="The fix is to change", finish_reason="length"), turn(call("finish", {}))]
+    )
     out = await s.run()
     assert out.finished.reason == "finished"
     assert model.requests[1][-2] == {"role": "assistant", "content": "The fix is to change"}
