@@ -528,14 +528,9 @@ async def round_trip(ctx: Context, *, stream: bool) -> tuple[Check, bool]:
     extra = dict(p.extra_body)
     if p.tool_choice:
         extra["tool_choice"] = "auto"  # what vLLM assumes for exec's requests, which send none
-    config = ClientConfig(
-        model=p.model,
-        base_url=p.base_url,
-        api_key=p.api_key,
-        temperature=p.temperature,
-        top_p=p.top_p,
+    config = ClientConfig.from_profile(
+        p,
         max_tokens=token_budget(p),
-        max_tokens_param=p.max_tokens_param,
         extra_body=extra,
         request_timeout=REQUEST_TIMEOUT,
         connect_timeout=CONNECT_TIMEOUT,

@@ -59,15 +59,9 @@ def build_model(settings: Settings, on_retry: Callable[[Exception, int, float], 
     from agent.llm.profile import resolve_profile
 
     profile = resolve_profile(settings)
-    config = ClientConfig(
-        model=profile.model,
-        base_url=profile.base_url,
-        api_key=profile.api_key,
-        temperature=profile.temperature,
-        top_p=profile.top_p,
+    config = ClientConfig.from_profile(
+        profile,
         max_tokens=settings.max_tokens,
-        max_tokens_param=profile.max_tokens_param,
-        extra_body=profile.extra_body,
         request_timeout=settings.request_timeout,
         max_retries=settings.max_retries,
         retry_base_delay=settings.retry_base_delay,

@@ -39,6 +39,20 @@ class ClientConfig:
     retry_max_delay: float = 60.0
     stream: bool = True
 
+    @classmethod
+    def from_profile(cls, profile: Any, **overrides: Any) -> ClientConfig:
+        """The client settings a ModelProfile implies; `overrides` set timeouts, retries, streaming."""
+        fields: dict[str, Any] = {
+            "model": profile.model,
+            "base_url": profile.base_url,
+            "api_key": profile.api_key,
+            "temperature": profile.temperature,
+            "top_p": profile.top_p,
+            "max_tokens_param": profile.max_tokens_param,
+            "extra_body": dict(profile.extra_body),
+        }
+        return cls(**{**fields, **overrides})
+
 
 class OpenAIModel:
     def __init__(self, config: ClientConfig, on_retry: RetryCallback | None = None):
