@@ -449,3 +449,26 @@ def test_edit_guard_rolls_back_a_breaking_edit_unless_disabled(tmp_path, scripte
             assert (repo / "calc" / "ops.py").read_text() == before
         else:
             assert not edit["is_error"] and "return (a + b" in (repo / "calc" / "ops.py").read_text()
+
+
+def test_luban_map_prints_a_ranked_outline(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "calc" / "fmt.py").write_text(
+        "from calc.ops import add\n\n\ndef show(a, b):\n    return str(add(a, b))\n"
+    )
+    run = run_luban(["map", str(repo), "--budget", "400", "--focus", "calc/fmt.py"], tmp_path / "home")
+    assert run.code == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "calc/fmt.py:" and any("def show(a, b):" in line for line in lines)
+    assert any("def add(a, b):" in line for line in lines)
+    assert not list(repo.rglob("*.marshal"))  # the tag cache lives outside the repository
+    assert run_luban(["map", str(tmp_path / "nope")], tmp_path / "home").code == 2
+
+
+def test_first_prompt_carries_a_map_focused_on_the_task(tmp_path, scripted_server):
+    repo = make_repo(tmp_path / "repo")
+    server = scripted_server([turn(call("finish", {}))])
+    run = run_luban(exec_args(repo, server, "--json"), tmp_path / "home")
+    assert run.code == 0, run.stderr
+    task_message = server.requests[0]["body"]["messages"][1]["content"]
+    assert "Repository map" in task_message and "def add(a, b):" in task_message
