@@ -140,6 +140,7 @@ class AgentLoop:
     text_protocol: bool = False
     prompt_tokens_sent: list[int] = field(default_factory=list)  # what each request's prompt cost
     _schemas: list[dict[str, Any]] | None = None
+    _offered: dict[str, dict[str, Any]] | None = None
     _empty_replies: int = 0
     _parse_failures: int = 0
     # Token accounting for the compaction trigger, kept incrementally so it costs O(new messages).
@@ -156,6 +157,13 @@ class AgentLoop:
         if self._schemas is None:
             self._schemas = self.registry.schemas()
         return self._schemas
+
+    @property
+    def offered(self) -> dict[str, dict[str, Any]]:
+        """Offered tool name -> parameters schema, for recovery and argument repair."""
+        if self._offered is None:
+            self._offered = tool_schemas_by_name(self.schemas)
+        return self._offered
 
     def _limit_reached(self, step: int) -> tuple[str, str] | None:
         lim = self.limits
@@ -247,8 +255,7 @@ class AgentLoop:
             self._tokens_since_usage = estimate_tokens(turn.content or "") + 20 * len(turn.tool_calls)
         self._account(step, turn)
 
-        offered = tool_schemas_by_name(self.schemas)
-        norm = normalise_turn(turn, offered, self.reasoning_policy)
+        norm = normalise_turn(turn, self.offered, self.reasoning_policy)
         for note in norm.notes:
             self.emit(ev.Notice(level="info", message=note))
         turn = norm.turn

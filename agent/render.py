@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Any
+from typing import IO
 
 from agent import events as ev
 
@@ -110,7 +110,3 @@ class JsonRenderer:
         self.file.write(event.model_dump_json())
         self.file.write("\n")
         self.file.flush()
-
-
-def print_json(obj: Any, file: IO[str] | None = None) -> None:
-    (file or sys.stdout).write(json.dumps(obj) + "\n")

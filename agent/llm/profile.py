@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 from agent.config import ConfigError, Settings
 
 ReasoningPolicy = Literal["omit", "send_on_tool_turns", "send_all", "inline_think"]
-REASONING_POLICIES = ("omit", "send_on_tool_turns", "send_all", "inline_think")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 DEFAULT_CONTEXT_WINDOW = 32768  # for models we know nothing about: small enough to be safe
 
