@@ -7,10 +7,10 @@ Plugins subclass :class:`Tool` and register through the ``luban.tools`` entry-po
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
@@ -46,6 +46,14 @@ class ToolContext:
     settings: dict[str, Any] = field(default_factory=dict)
     # Live output of long-running tools (command output lines); front ends may render it.
     on_output: Callable[[str], None] | None = None
+    # Called by the registry before a call that may change something (see `Tool.mutates`): the
+    # session asks the approval policy and records a checkpoint here. A returned string refuses
+    # the call and becomes its error result.
+    before_change: Callable[[Tool, Any], Awaitable[str | None]] | None = None
+    call_id: str = ""  # the tool call being executed, for events raised on its behalf
+
+
+ToolKind = Literal["read", "edit", "test", "command", "git"]
 
 
 class Tool:
@@ -57,6 +65,20 @@ class Tool:
     name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
     description: ClassVar[str | None] = None
+    # What a call may do, for approval policies and checkpoints: `read` never changes anything;
+    # `edit` writes files; `test` runs the test suite; `command` runs arbitrary commands; `git`
+    # changes repository state (commits, branches).
+    kind: ClassVar[ToolKind] = "read"
+
+    def mutates(self, params: Any) -> bool:
+        """Whether this call may change the workspace (a checkpoint is taken before it)."""
+        return self.kind != "read"
+
+    def describe_call(self, params: Any) -> str:
+        """One line saying what the call does, for approval prompts and checkpoint labels."""
+        args = params.model_dump(exclude_none=True) if isinstance(params, BaseModel) else params
+        text = " ".join(f"{k}={v!r}" for k, v in dict(args or {}).items())
+        return f"{self.name} {text}".strip()[:200]
 
     async def run(self, params: Any, ctx: ToolContext) -> ToolResult:  # pragma: no cover - abstract
         raise NotImplementedError

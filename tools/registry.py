@@ -91,6 +91,10 @@ class ToolRegistry:
         except ValidationError as exc:
             return ToolResult.error(f"{name}: invalid arguments.\n{format_validation_error(exc)}")
         try:
+            if ctx.before_change is not None and tool.mutates(params):
+                refusal = await ctx.before_change(tool, params)
+                if refusal:
+                    return ToolResult.error(refusal, refused=True)
             return await tool.run(params, ctx)
         except ToolError as exc:
             return ToolResult.error(str(exc))

@@ -119,6 +119,13 @@ class StrReplaceEditorParams(BaseModel):
 class StrReplaceEditor(Tool):
     name = "str_replace_editor"
     Params = StrReplaceEditorParams
+    kind = "edit"
+
+    def mutates(self, params: StrReplaceEditorParams) -> bool:
+        return params.command != "view"
+
+    def describe_call(self, params: StrReplaceEditorParams) -> str:
+        return f"{params.command} {params.path}"
 
     async def run(self, params: StrReplaceEditorParams, ctx: ToolContext) -> ToolResult:
         path = resolve_in_workspace(ctx.root, params.path)

@@ -33,6 +33,10 @@ def clamp_timeout(value: int | None, default: int) -> int:
 class ExecuteBash(Tool):
     name = "execute_bash"
     Params = ExecuteBashParams
+    kind = "command"
+
+    def describe_call(self, params: ExecuteBashParams) -> str:
+        return f"run: {params.command.strip()}"
 
     async def run(self, params: ExecuteBashParams, ctx: ToolContext) -> ToolResult:
         command = params.command

@@ -60,6 +60,7 @@ def verdict(summary: TestSummary, exit_code: int | None) -> tuple[str, str]:
 class RunTests(Tool):
     name = "run_tests"
     Params = RunTestsParams
+    kind = "test"
 
     async def run(self, params: RunTestsParams, ctx: ToolContext) -> ToolResult:
         framework, command = self.command_for(params.target, ctx)
