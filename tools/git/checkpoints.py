@@ -325,7 +325,7 @@ class CheckpointStore:
                 continue
             with contextlib.suppress(OSError):
                 st = os.lstat(self.top / path)
-                if stat.S_ISREG(st.st_mode) and st.st_size <= IGNORED_FILE_MAX_BYTES:
+                if stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size <= IGNORED_FILE_MAX_BYTES):
                     files.append(path)
         entries, _ = self._entries(files, {}, {"stat": cache.setdefault("stat", {})})
         cache["ignored"] = entries
