@@ -263,7 +263,7 @@ class CheckpointStore:
                 entries[path] = (mode, hit[1])
             else:
                 to_hash.append((path, sig, mode))
-        for (path, sig, mode), sha in zip(to_hash, self._hash([(p, m) for p, _, m in to_hash])):
+        for (path, sig, mode), sha in zip(to_hash, self._hash([(p, m) for p, _, m in to_hash]), strict=True):
             if sha is None:
                 skipped.append(path)
                 continue
@@ -277,10 +277,13 @@ class CheckpointStore:
         batch = [i for i, (p, m) in enumerate(items) if m != "120000" and "\n" not in p]
         if batch:
             out = self.git(
-                "hash-object", "-w", "--no-filters", "--stdin-paths",
+                "hash-object",
+                "-w",
+                "--no-filters",
+                "--stdin-paths",
                 input=encode("".join(items[i][0] + "\n" for i in batch)),
             )
-            for i, sha in zip(batch, out.decode().split()):
+            for i, sha in zip(batch, out.decode().split(), strict=True):
                 shas[i] = sha
         for i, (path, mode) in enumerate(items):
             if shas[i] is not None:
@@ -317,7 +320,9 @@ class CheckpointStore:
         """Small ignored files (`.env`, local settings) as their own tree; ignored directories
         (build output, virtualenvs, caches) are skipped: tools rebuild them."""
         listing = split_z(
-            self.git("ls-files", "-z", "-o", "-i", "--exclude-standard", "--directory", "--no-empty-directory")
+            self.git(
+                "ls-files", "-z", "-o", "-i", "--exclude-standard", "--directory", "--no-empty-directory"
+            )
         )
         files = []
         for path in listing:
@@ -325,7 +330,9 @@ class CheckpointStore:
                 continue
             with contextlib.suppress(OSError):
                 st = os.lstat(self.top / path)
-                if stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size <= IGNORED_FILE_MAX_BYTES):
+                if stat.S_ISLNK(st.st_mode) or (
+                    stat.S_ISREG(st.st_mode) and st.st_size <= IGNORED_FILE_MAX_BYTES
+                ):
                     files.append(path)
         entries, _ = self._entries(files, {}, {"stat": cache.setdefault("stat", {})})
         cache["ignored"] = entries
@@ -372,7 +379,11 @@ class CheckpointStore:
     def _load_cache(self) -> dict:
         try:
             data = marshal.loads(self._stat_cache.read_bytes())
-            if isinstance(data, dict) and data.get("version") == CACHE_VERSION and data.get("top") == str(self.top):
+            if (
+                isinstance(data, dict)
+                and data.get("version") == CACHE_VERSION
+                and data.get("top") == str(self.top)
+            ):
                 return data
         except (OSError, ValueError, EOFError, TypeError):
             pass
@@ -465,8 +476,14 @@ class CheckpointStore:
                 )
                 found.append(
                     Checkpoint(
-                        meta["run"], int(meta["n"]), parts[0], snap, meta.get("label", ""),
-                        float(meta.get("created", 0)), meta.get("head"), meta.get("branch"),
+                        meta["run"],
+                        int(meta["n"]),
+                        parts[0],
+                        snap,
+                        meta.get("label", ""),
+                        float(meta.get("created", 0)),
+                        meta.get("head"),
+                        meta.get("branch"),
                     )
                 )
             except (ValueError, KeyError, TypeError):
@@ -487,9 +504,7 @@ class CheckpointStore:
         """Delete a run's checkpoint refs (git gc reclaims the space later)."""
         cps = self.list(run)
         if cps:
-            self.git(
-                "update-ref", "--stdin", input="".join(f"delete {c.ref}\n" for c in cps).encode()
-            )
+            self.git("update-ref", "--stdin", input="".join(f"delete {c.ref}\n" for c in cps).encode())
         self._last.pop(run, None)
         return len(cps)
 
@@ -519,7 +534,9 @@ class CheckpointStore:
         self._apply(safety.tree, target.tree, report, delete=True)
         if target.snapshot.ignored_tree:
             # Ignored files are brought back, never deleted: the checkpoint only holds small ones.
-            self._apply(safety.snapshot.ignored_tree or EMPTY_TREE, target.snapshot.ignored_tree, report, delete=False)
+            self._apply(
+                safety.snapshot.ignored_tree or EMPTY_TREE, target.snapshot.ignored_tree, report, delete=False
+            )
         if (
             not self.shadow
             and target.snapshot.index_tree
@@ -544,7 +561,7 @@ class CheckpointStore:
     def _apply(self, current: str, target: str, report: RestoreReport, *, delete: bool) -> None:
         raw = split_z(self.git("diff-tree", "-r", "-z", "--no-renames", current, target))
         changes = []
-        for head, path in zip(raw[0::2], raw[1::2]):
+        for head, path in zip(raw[0::2], raw[1::2], strict=True):
             _old_mode, new_mode, _old_sha, new_sha, status = head.lstrip(":").split(" ")
             changes.append((status, new_mode, new_sha, path))
         for status, _m, _s, path in changes:
