@@ -19,6 +19,8 @@ examples:
   luban demo                                   watch the agent fix a real bug (no API key needed)
   luban exec "make the failing test pass" --provider moonshot
   luban exec "fix issue #12" --model qwen3-coder --base-url http://127.0.0.1:8000/v1 --json
+  luban exec --task-file issue.md --approval auto-edit --output-patch fix.patch --summary pr.md
+  luban undo                                   put the files back as they were before the last run
 
 exit codes: 0 done, 1 gave up or hit a limit, 2 usage or config error, 3 model or provider failure,
 130 interrupted (Ctrl-C).
@@ -35,6 +37,25 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-key-env", help="name of the environment variable holding the API key")
 
 
+def add_safety_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("safety")
+    g.add_argument(
+        "--approval",
+        choices=("read-only", "auto-edit", "full-auto"),
+        help="what runs without asking: read-only, auto-edit (edits and tests) or full-auto "
+        "(default). Anything else is refused in a non-interactive run.",
+    )
+    g.add_argument(
+        "--allow", action="append", metavar="CMD", help="also allow this tool or command prefix (repeatable)"
+    )
+    g.add_argument("--deny", action="append", metavar="CMD", help="always refuse this tool or command prefix")
+    g.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="do not record the tree before each change (luban undo will not work for this run)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="luban",
@@ -48,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser(
         "exec", help="run a task headless (CI, scripts)", formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ex.add_argument("task", help="what to do, e.g. 'make the failing test in tests/test_x.py pass'")
+    ex.add_argument(
+        "task",
+        nargs="?",
+        help="what to do, e.g. 'make the failing test in tests/test_x.py pass' (or --task-file, or stdin)",
+    )
+    ex.add_argument("--task-file", help="read the task from FILE ('-' for stdin)")
     ex.add_argument("--repo", default=".", help="the repository to work in (default: current directory)")
     ex.add_argument("--json", action="store_true", help="print one JSON event per line on stdout")
     ex.add_argument("--max-steps", type=int, help="stop after N model calls (default 100)")
@@ -59,7 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--no-edit-guard", action="store_true", help="keep edits even when they introduce syntax errors"
     )
+    ex.add_argument("--output-patch", type=Path, help="write the run's changes as a git patch to FILE")
+    ex.add_argument("--summary", type=Path, help="write a markdown summary (for a pull-request body) to FILE")
+    ex.add_argument(
+        "--branch",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="work on a new branch (default name luban/<task words>) and commit the result there",
+    )
+    add_safety_flags(ex)
     add_model_flags(ex)
+
+    undo = sub.add_parser("undo", help="restore the files as they were before a run (or a checkpoint of it)")
+    undo.add_argument("--run", help="the run to undo (default: the latest run in this repository)")
+    undo.add_argument(
+        "--to", type=int, metavar="N", help="restore checkpoint N of the run (default 0: its start)"
+    )
+    undo.add_argument("--repo", default=".", help="the repository (default: current directory)")
+
+    cps = sub.add_parser("checkpoints", help="list the checkpoints Luban recorded in this repository")
+    cps.add_argument("--run", help="only this run")
+    cps.add_argument("--repo", default=".", help="the repository (default: current directory)")
+    cps.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cps.add_argument("--drop", metavar="RUN", help="delete the checkpoints of run RUN")
 
     models = sub.add_parser("models", help="list provider presets and model families, or a server's models")
     models.add_argument(
@@ -117,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_doctor(settings, json_output=args.json)
         if args.command == "map":
             return cmd_map(args)
+        if args.command in ("undo", "checkpoints"):
+            from agent import undo
+
+            return undo.cmd_undo(args) if args.command == "undo" else undo.cmd_checkpoints(args)
         if args.command == "demo":
             from agent.demo import run_demo
 
@@ -137,8 +190,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     repo = Path(args.repo).expanduser()
     if not repo.is_dir():
         raise ConfigError(f"--repo {args.repo}: not a directory")
-    if not args.task.strip():
-        raise ConfigError("the task is empty: say what Luban should do")
+    task = read_task(args)
     flags = {
         "model": args.model,
         "provider": args.provider,
@@ -149,9 +201,52 @@ def cmd_exec(args: argparse.Namespace) -> int:
         "max_time": args.max_time,
         "test_command": args.test_command,
         "edit_guard": False if args.no_edit_guard else None,
+        "approval": args.approval,
+        "allow_commands": args.allow,
+        "deny_commands": args.deny,
+        "checkpoints": False if args.no_checkpoints else None,
     }
     settings = load_settings(repo.resolve(), flags)
-    return run_headless(settings, repo, args.task, json_output=args.json, trajectory=args.trajectory)
+    return run_headless(
+        settings,
+        repo,
+        task,
+        json_output=args.json,
+        trajectory=args.trajectory,
+        output_patch=args.output_patch,
+        summary=args.summary,
+        branch=args.branch,
+    )
+
+
+def read_task(args: argparse.Namespace) -> str:
+    """The task from the argument, --task-file (- is stdin), or piped stdin. Never waits on a
+    terminal: with nothing given and stdin a TTY, it is a usage error."""
+    from agent.config import ConfigError
+
+    if args.task and args.task_file:
+        raise ConfigError("give the task as an argument or with --task-file, not both")
+    if args.task_file == "-" or (not args.task and not args.task_file and not sys.stdin.isatty()):
+        text = sys.stdin.read()
+        source = "stdin"
+    elif args.task_file:
+        path = Path(args.task_file).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"--task-file {args.task_file}: no such file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"--task-file {args.task_file}: not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"--task-file {args.task_file}: {exc.strerror or exc}") from None
+        source = args.task_file
+    else:
+        text, source = args.task or "", "the argument"
+    if not text.strip():
+        raise ConfigError(
+            f'the task is empty ({source}): say what Luban should do, e.g. luban exec "fix the failing test"'
+        )
+    return text.strip()
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -177,24 +272,72 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def run_headless(
-    settings, repo: Path, task: str, *, json_output: bool, trajectory: Path | None = None, model=None
+    settings,
+    repo: Path,
+    task: str,
+    *,
+    json_output: bool,
+    trajectory: Path | None = None,
+    model=None,
+    output_patch: Path | None = None,
+    summary: Path | None = None,
+    branch: str | None = None,
 ) -> int:
-    """Run one Session to the end with a headless renderer; returns the exit code."""
+    """Run one Session to the end with a headless renderer (never asks anything: approvals the
+    policy leaves open are denied); returns the exit code. The patch and the summary are written
+    however the run ends, Ctrl-C included."""
     import asyncio
 
     from agent.render import HumanRenderer, JsonRenderer
     from agent.session import Session
+    from agent.summary import RunSummary
 
+    for target in (output_patch, summary):
+        if target is not None and not target.expanduser().resolve().parent.is_dir():
+            from agent.config import ConfigError
+
+            raise ConfigError(f"cannot write {target}: its directory does not exist")
     renderer = JsonRenderer() if json_output else HumanRenderer()
-    session = Session(settings, repo, task, model=model, subscribers=[renderer], trajectory_path=trajectory)
+    collector = RunSummary(patch_path=str(output_patch) if output_patch else None)
+    session = Session(
+        settings,
+        repo,
+        task,
+        model=model,
+        subscribers=[renderer, collector],
+        trajectory_path=trajectory,
+        branch=branch,
+    )
+    code = 130
     try:
         outcome = asyncio.run(session.run())
+        code = outcome.finished.exit_code
     except KeyboardInterrupt:
         print(f"luban: interrupted; the trajectory is kept at {session.trajectory_path}", file=sys.stderr)
-        return 130
-    if not json_output:
-        print(f"  trajectory: {outcome.trajectory}")
-    return outcome.finished.exit_code
+    finally:
+        write_reports(session, collector, output_patch, summary, json_output)
+    if code != 130 and not json_output:
+        print(f"  trajectory: {session.trajectory_path}")
+    return code
+
+
+def write_reports(
+    session, collector, output_patch: Path | None, summary: Path | None, json_output: bool
+) -> None:
+    out = sys.stderr if json_output else sys.stdout
+    if output_patch is not None:
+        try:
+            patch = session.patch()
+            output_patch.expanduser().write_text(patch, encoding="utf-8", errors="surrogateescape")
+            print(f"  patch: {output_patch} ({len(patch.splitlines())} lines)", file=out)
+        except Exception as exc:  # reports never hide the run's own result
+            print(f"luban: could not write the patch to {output_patch}: {exc}", file=sys.stderr)
+    if summary is not None:
+        try:
+            summary.expanduser().write_text(collector.markdown(), encoding="utf-8")
+            print(f"  summary: {summary}", file=out)
+        except Exception as exc:
+            print(f"luban: could not write the summary to {summary}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

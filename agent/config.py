@@ -53,6 +53,12 @@ class Settings(BaseModel):
     repo_map_tokens: int = 1024  # size of the repo map in the first prompt; 0 leaves it out
     tools_enabled: list[str] | None = None
     tools_disabled: list[str] = Field(default_factory=list)
+    # safety: what runs without asking, and what can be undone
+    approval: Literal["read-only", "auto-edit", "full-auto"] = "full-auto"
+    allow_commands: list[str] = Field(default_factory=list)  # tool names or command prefixes
+    deny_commands: list[str] = Field(default_factory=list)
+    git_commit: Literal["never", "luban-branch", "allow"] = "luban-branch"  # may the model commit?
+    checkpoints: bool = True  # record the tree before every change (luban undo)
     # where runs are recorded (default: the user state dir)
     trajectory_dir: str | None = None
 
@@ -131,6 +137,8 @@ def env_layer(environ: dict[str, str]) -> dict[str, Any]:
             out[name] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             out[name] = raw
+        if "list" in annotation and isinstance(out[name], str):  # LUBAN_ALLOW_COMMANDS=pytest,make test
+            out[name] = [part.strip() for part in out[name].split(",") if part.strip()]
     validate_layer(out, "environment (LUBAN_*)")
     return out
 

@@ -113,6 +113,37 @@ class Notice(Event):
     message: str
 
 
+class ApprovalRequested(Event):
+    """A call the approval policy does not allow by itself; a front end answers it."""
+
+    type: Literal["approval_requested"] = "approval_requested"
+    call_id: str = ""
+    tool: str
+    kind: str
+    summary: str  # one line: what the call would do
+    key: str  # what "approve always" would remember (a tool name or a command prefix)
+
+
+class ApprovalAnswered(Event):
+    type: Literal["approval_answered"] = "approval_answered"
+    call_id: str = ""
+    tool: str
+    decision: Literal["allow", "deny"]
+    by: Literal["policy", "user"]
+    always: bool = False
+    message: str = ""
+
+
+class CheckpointCreated(Event):
+    """The working tree was recorded before a change; `luban undo --to N` restores it."""
+
+    type: Literal["checkpoint"] = "checkpoint"
+    n: int
+    ref: str
+    label: str
+    duration: float = 0.0
+
+
 class ErrorEvent(Event):
     type: Literal["error"] = "error"
     kind: str
@@ -145,6 +176,10 @@ class RunFinished(Event):
     cached_tokens: int = 0
     cost: float = 0.0
     duration: float = 0.0
+    run_id: str = ""
+    checkpoints: int = 0  # `luban undo --run RUN_ID` restores the tree as it was before the run
+    branch: str | None = None  # with --branch: the branch holding the result
+    commit: str | None = None  # ... and the commit made on it
 
 
 AnyEvent = Annotated[
@@ -158,6 +193,9 @@ AnyEvent = Annotated[
     | ToolCallFinished
     | UsageUpdate
     | Notice
+    | ApprovalRequested
+    | ApprovalAnswered
+    | CheckpointCreated
     | ErrorEvent
     | RunFinished,
     Field(discriminator="type"),

@@ -349,6 +349,7 @@ class AgentLoop:
             self.ctx.on_output = lambda text, cid=call.id: self.emit(
                 ev.ToolOutputDelta(call_id=cid, text=text)
             )
+            self.ctx.call_id = call.id
             t0 = time.perf_counter()
             try:
                 if call.id in problems:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,8 +20,9 @@ from agent.llm.profile import DEFAULT_CONTEXT_WINDOW
 from agent.llm.types import Model
 from agent.loop import AgentLoop, Limits, Pricing
 from agent.trajectory import TrajectoryWriter, new_run_id
-from tools.base import ToolContext
+from tools.base import Tool, ToolContext
 from tools.environment import Environment, LocalEnvironment
+from tools.git.checkpoints import CheckpointError, CheckpointStore
 from tools.registry import ToolRegistry
 
 EXIT_OK, EXIT_GAVE_UP, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -39,6 +40,7 @@ EXIT_CODES = {
 }
 
 Subscriber = Callable[[ev.Event], None]
+AskFn = Callable[[Any], Awaitable[Any]]  # ApprovalRequest -> Answer (agent.approval)
 
 
 def prompt_text(name: str) -> str:
@@ -92,7 +94,12 @@ class Session:
         subscribers: Iterable[Subscriber] = (),
         trajectory_path: Path | None = None,
         run_id: str | None = None,
+        ask: AskFn | None = None,
+        branch: str | None = None,
     ):
+        """`ask` answers approval requests the policy leaves to the user (None: a non-interactive
+        run, which denies them). `branch`: work on a new branch and commit the result there
+        ("" names it luban/<slug of the task>)."""
         self.settings = settings
         self.repo = Path(repo).resolve()
         self.task = task
@@ -110,6 +117,18 @@ class Session:
             trajectory_path = base / f"{self.run_id}.jsonl"
         self.trajectory_path = Path(trajectory_path)
         self._writer: TrajectoryWriter | None = None
+        self._ctx: ToolContext | None = None
+        self.ask = ask
+        self.branch_request = branch
+        self.branch: str | None = None  # the branch the run works on, once created
+        self.commit: str | None = None  # the commit of the result on that branch
+        from agent.approval import ApprovalPolicy
+
+        self.policy = ApprovalPolicy(settings.approval, settings.allow_commands, settings.deny_commands)
+        self.store: CheckpointStore | None = None
+        self.base_tree: str | None = None
+        self.end_tree: str | None = None
+        self.checkpoint_count = 0
 
     def subscribe(self, fn: Subscriber) -> None:
         self.subscribers.append(fn)
@@ -124,6 +143,134 @@ class Session:
         self.emit(
             ev.Notice(level="warning", message=f"model call failed ({exc}); retry {attempt} in {delay:.1f}s")
         )
+
+    async def before_change(self, tool: Tool, params: Any) -> str | None:
+        """Runs before every call that may change something: the approval policy first, then a
+        checkpoint. A returned string refuses the call (the model reads it)."""
+        refusal = await self._approve(tool, params)
+        if refusal or self.store is None or not self.settings.checkpoints:
+            return refusal
+        label = tool.describe_call(params)
+        t0 = time.perf_counter()
+        try:
+            cp, new = await asyncio.to_thread(self.store.create, self.run_id, label)
+        except (CheckpointError, OSError) as exc:
+            self.emit(ev.Notice(level="warning", message=f"checkpoint failed, change refused: {exc}"))
+            return (
+                f"This change was not made: Luban could not record a checkpoint first ({exc}), so it could "
+                "not be undone. Tell the user; they can run with --no-checkpoints to allow it."
+            )
+        if new:
+            self.checkpoint_count += 1
+            self.emit(
+                ev.CheckpointCreated(n=cp.n, ref=cp.ref, label=label, duration=time.perf_counter() - t0)
+            )
+        return None
+
+    async def _approve(self, tool: Tool, params: Any) -> str | None:
+        from agent.approval import ApprovalRequest, non_interactive_answer, refusal_message
+
+        request = ApprovalRequest.for_call(tool, params)
+        decision = self.policy.decide(request)
+        call_id = self._ctx.call_id if self._ctx else ""
+        if decision.verdict == "allow":
+            return None
+        if decision.verdict == "deny":
+            self.emit(
+                ev.ApprovalAnswered(
+                    call_id=call_id, tool=tool.name, decision="deny", by="policy", message=decision.reason
+                )
+            )
+            return refusal_message(request, decision)
+        self.emit(
+            ev.ApprovalRequested(
+                call_id=call_id, tool=tool.name, kind=request.kind, summary=request.summary, key=request.key
+            )
+        )
+        if self.ask is None:
+            answer, by = non_interactive_answer(request, self.policy, decision), "policy"
+        else:
+            answer, by = await self.ask(request), "user"
+        allowed = answer.decision in ("once", "always")
+        if answer.decision == "always":
+            self.policy.remember(request)
+        self.emit(
+            ev.ApprovalAnswered(
+                call_id=call_id,
+                tool=tool.name,
+                decision="allow" if allowed else "deny",
+                by=by,
+                always=answer.decision == "always",
+                message=answer.message or "",
+            )
+        )
+        return None if allowed else refusal_message(request, answer)
+
+    async def _start_workspace(self, info: Any) -> None:
+        """Open the checkpoint store, start the run branch, record checkpoint 0 (the base of
+        the run's diff). Failures cost the feature, never the run, except an explicit --branch."""
+        s = self.settings
+        if info is None and not s.checkpoints:
+            return
+        try:
+            self.store = CheckpointStore(self.repo, workspace_cache_dir(self.repo))
+        except Exception as exc:
+            self.emit(ev.Notice(level="warning", message=f"no checkpoints or diff: {exc}"))
+            return
+        if self.branch_request is not None:
+            from tools.git.run_branch import start_branch
+
+            try:
+                self.branch = await asyncio.to_thread(
+                    start_branch, self.store, self.task, self.branch_request or None
+                )
+            except CheckpointError as exc:
+                raise ConfigError(str(exc)) from None
+            self.emit(ev.Notice(level="info", message=f"working on a new branch: {self.branch}"))
+        try:
+            if s.checkpoints:
+                cp, _ = await asyncio.to_thread(self.store.create, self.run_id, "run start")
+                self.checkpoint_count = 1
+                self.base_tree = cp.tree
+            else:
+                self.base_tree = (await asyncio.to_thread(self.store.snapshot)).tree
+        except (CheckpointError, OSError) as exc:
+            self.emit(ev.Notice(level="warning", message=f"no checkpoints or diff: {exc}"))
+            self.store = None
+
+    async def _finish_workspace(self, finished_message: str) -> str:
+        """The run's diff (tree at start vs now) and, with --branch, the commit of the result."""
+        if self.store is None or self.base_tree is None:
+            return ""
+        try:
+            snap = await asyncio.shield(asyncio.to_thread(self.store.snapshot))
+            self.end_tree = snap.tree
+            diff = await asyncio.shield(asyncio.to_thread(self.store.diff, self.base_tree, snap.tree))
+        except Exception as exc:  # the diff is a report; never lose the run over it
+            self.emit(ev.Notice(level="warning", message=f"could not compute the diff: {exc}"))
+            return ""
+        if self.branch:
+            from tools.git.run_branch import commit_message, commit_run
+
+            message = commit_message(self.task, finished_message, self.run_id, self.model.name)
+            try:
+                self.commit = await asyncio.shield(
+                    asyncio.to_thread(commit_run, self.store, self.branch, self.base_tree, snap.tree, message)
+                )
+            except Exception as exc:
+                self.emit(
+                    ev.Notice(level="warning", message=f"could not commit the result on {self.branch}: {exc}")
+                )
+            else:
+                what = f"committed {self.commit[:12]}" if self.commit else "nothing new to commit"
+                self.emit(ev.Notice(level="info", message=f"{what} on {self.branch}"))
+        return diff
+
+    def patch(self) -> str:
+        """The run's changes as a patch `git apply` accepts, binary files included."""
+        if self.store is None or not self.base_tree or not self.end_tree:
+            return ""
+        return self.store.diff(self.base_tree, self.end_tree, binary=True)
 
     async def _repo_map(self, budget: int, ctx: ToolContext) -> str:
         """A small ranked outline of the repository for the first prompt, focused on what the task
@@ -150,11 +297,15 @@ class Session:
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     async def run(self) -> RunOutcome:
-        from tools.git.snapshot import diff_trees, repo_info, snapshot_tree
+        from tools.git.snapshot import repo_info
 
         started = time.monotonic()
         info = await asyncio.to_thread(repo_info, self.repo)
-        base_tree = await asyncio.to_thread(snapshot_tree, self.repo) if info else None
+        try:
+            await self._start_workspace(info)
+        except BaseException:
+            await self.model.aclose()
+            raise
         try:
             self._writer = TrajectoryWriter(self.trajectory_path)
         except OSError as exc:
@@ -169,8 +320,8 @@ class Session:
             task=self.task,
             repo=str(self.repo),
             commit=info.head if info else None,
-            branch=info.branch if info else None,
-            base_tree=base_tree,
+            branch=self.branch or (info.branch if info else None),
+            base_tree=self.base_tree,
             model=self.model.name,
             config=s.model_dump(mode="json"),
             started_at=time.time(),
@@ -186,6 +337,9 @@ class Session:
                 "cache_dir": str(workspace_cache_dir(self.repo)),
             },
         )
+        ctx.state.update(checkpoints=self.store, base_tree=self.base_tree, run_id=self.run_id)
+        ctx.before_change = self.before_change
+        self._ctx = ctx
         if s.edit_guard:
             from tools.code.guard import edit_guard
 
@@ -227,10 +381,12 @@ class Session:
                 trajectory=str(self.trajectory_path),
             )
         )
-        if info is None:
+        if info is None and self.store is not None:
             self.emit(
                 ev.Notice(
-                    level="warning", message=f"{self.repo} is not a git repository: no diff will be shown"
+                    level="info",
+                    message=f"{self.repo} is not a git repository: checkpoints go to a shadow repository "
+                    f"in {self.store.git_dir.parent}",
                 )
             )
         if s.max_cost is not None and not (pricing.input or pricing.output):
@@ -269,15 +425,7 @@ class Session:
             reason, message = "error", f"internal error: {type(exc).__name__}: {exc}"
             self.emit(ev.ErrorEvent(kind=type(exc).__name__, message=message))
         finally:
-            diff = ""
-            if base_tree:
-                try:
-                    end_tree = await asyncio.shield(asyncio.to_thread(snapshot_tree, self.repo))
-                    diff = await asyncio.shield(
-                        asyncio.to_thread(diff_trees, self.repo, base_tree, end_tree or "")
-                    )
-                except Exception as exc:  # the diff is a report; never lose the run over it
-                    self.emit(ev.Notice(level="warning", message=f"could not compute the diff: {exc}"))
+            diff = await self._finish_workspace(message if reason in ("finished", "answered") else "")
             t = loop.totals
             finished = ev.RunFinished(
                 reason=reason,  # type: ignore[arg-type]
@@ -290,10 +438,21 @@ class Session:
                 cached_tokens=t.cached_tokens,
                 cost=t.cost,
                 duration=time.monotonic() - started,
+                run_id=self.run_id,
+                checkpoints=self.checkpoint_count,
+                branch=self.branch,
+                commit=self.commit,
             )
             self.emit(finished)
             self._writer.result(
-                reason=reason, exit_code=finished.exit_code, diff=diff, steps=finished.steps, cost=t.cost
+                reason=reason,
+                exit_code=finished.exit_code,
+                diff=diff,
+                steps=finished.steps,
+                cost=t.cost,
+                end_tree=self.end_tree,
+                branch=self.branch,
+                commit=self.commit,
             )
             self._writer.close()
             try:

@@ -29,8 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from tools.git.checkpoints import CheckpointStore, clean_git_env  # noqa: E402
 
-ENV = {**clean_git_env(), "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-       "GIT_COMMITTER_EMAIL": "b@b"}
+ENV = {
+    **clean_git_env(),
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
 
 
 def git(repo: Path, *args: str, env: dict | None = None) -> str:

@@ -47,15 +47,21 @@ def user_index_tree(root: Path) -> str:
     try:
         shutil.copyfile(root / ".git" / "index", tmp)
         return subprocess.run(
-            ["git", "write-tree"], cwd=root, env={**os.environ, "GIT_INDEX_FILE": str(tmp)},
-            check=True, capture_output=True, text=True,
+            ["git", "write-tree"],
+            cwd=root,
+            env={**os.environ, "GIT_INDEX_FILE": str(tmp)},
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     finally:
         tmp.unlink()
 
 
 def repo_refs(root: Path) -> str:
-    return git(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/stash", "refs/tags")
+    return git(
+        root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/stash", "refs/tags"
+    )
 
 
 @pytest.fixture
@@ -270,7 +276,7 @@ def test_inherited_git_environment_cannot_redirect_checkpoints(
     cp, _ = store_for(repo, tmp_path).create("r", "start")
     monkeypatch.delenv("GIT_DIR")
     monkeypatch.delenv("GIT_INDEX_FILE")
-    assert git(repo, "rev-parse", cp.ref) .strip() == cp.commit
+    assert git(repo, "rev-parse", cp.ref).strip() == cp.commit
     assert not git(other, "for-each-ref", "refs/luban")
 
 

@@ -12,13 +12,13 @@ import pytest
 
 from tools.base import ToolContext, ToolResult
 from tools.environment import LocalEnvironment
+from tools.git.checkpoints import CheckpointStore
 from tools.git.git_branch import GitBranch, GitBranchParams
 from tools.git.git_commit import GitCommit, GitCommitParams
 from tools.git.git_diff import GitDiff, GitDiffParams
 from tools.git.git_log import GitLog, GitLogParams
 from tools.git.git_show import GitShow, GitShowParams
 from tools.git.git_status import GitStatus, GitStatusParams
-from tools.git.checkpoints import CheckpointStore
 from tools.registry import ToolRegistry
 
 GIT_TOOLS = ["git_status", "git_diff", "git_log", "git_show", "git_commit", "git_branch"]

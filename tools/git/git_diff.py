@@ -109,7 +109,9 @@ def diff(repo, params: GitDiffParams, ctx: ToolContext) -> ToolResult:
         try:
             now = store.snapshot().tree
         except Exception as exc:
-            raise ToolError(f'Could not snapshot the working tree for target="run" ({exc}); try target="HEAD".') from None
+            raise ToolError(
+                f'Could not snapshot the working tree for target="run" ({exc}); try target="HEAD".'
+            ) from None
         mode, args = "run", [str(base), now]
         what = "changes since the run started"
     else:
