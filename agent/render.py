@@ -77,6 +77,13 @@ class HumanRenderer:
         if len(lines) > len(shown):
             self._print(f"   … {len(lines) - len(shown)} more lines", "dim")
 
+    def on_approval_answered(self, e: ev.ApprovalAnswered) -> None:
+        if e.decision == "deny":
+            why = f": {e.message}" if e.message else ""
+            self._print(
+                f"   ⊘ refused ({'by the approval policy' if e.by == 'policy' else 'by you'}){why}", "yellow"
+            )
+
     def on_notice(self, e: ev.Notice) -> None:
         self._print(f"! {e.message}", "yellow")
 
@@ -96,6 +103,11 @@ class HumanRenderer:
             "bold green" if ok else "bold red",
         )
         self._print(f"  {e.steps} steps · {tokens} tokens · ${e.cost:.4f} · {e.duration:.1f}s", "dim")
+        if e.branch:
+            what = f"committed {e.commit[:12]} on" if e.commit else "nothing committed on"
+            self._print(f"  {what} branch {e.branch}", "dim")
+        if e.checkpoints > 1 and e.run_id:
+            self._print(f"  undo this run: luban undo --run {e.run_id}", "dim")
 
 
 class JsonRenderer:
