@@ -229,6 +229,17 @@ def test_merge_conflict_in_progress_still_checkpoints(repo: Path, tmp_path: Path
     assert (repo / "README.md").read_text() == conflicted
 
 
+def test_huge_untracked_files_are_listed_not_copied(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    import tools.git.checkpoints as checkpoints
+
+    monkeypatch.setattr(checkpoints, "UNTRACKED_FILE_MAX_BYTES", 1000)
+    (repo / "dump.sql").write_bytes(b"x" * 5000)
+    (repo / "README.md").write_bytes(b"y" * 5000)  # tracked: recorded whatever its size
+    cp, _ = store_for(repo, tmp_path).create("r", "start")
+    assert cp.snapshot.skipped == ("dump.sql",)
+    assert git(repo, "ls-tree", "--name-only", cp.ref).split() == [".gitignore", "README.md", "src"]
+
+
 def test_shadow_repository_for_a_plain_directory(tmp_path: Path) -> None:
     root = tmp_path / "plain"
     (root / "pkg").mkdir(parents=True)

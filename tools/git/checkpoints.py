@@ -39,6 +39,9 @@ REF_PREFIX = "refs/luban/"
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 NULL_SHA = "0" * 40
 IGNORED_FILE_MAX_BYTES = 1 << 20
+# Untracked files larger than this (datasets, dumps) are not copied into the object store: one
+# checkpoint would grow the repository by their size. They are listed as not recorded.
+UNTRACKED_FILE_MAX_BYTES = 64 << 20
 IGNORED_FILES_MAX = 200
 # A file modified within one timestamp tick before it was hashed may change again with the same
 # stat data; its cached hash is not trusted (git's "racily clean" rule). Ticks are a few ms on
@@ -249,6 +252,9 @@ class CheckpointStore:
                     skipped.append(path)
                 continue
             if stat.S_ISREG(st.st_mode):
+                if st.st_size > UNTRACKED_FILE_MAX_BYTES and path not in tracked:
+                    skipped.append(path)
+                    continue
                 mode = "100755" if st.st_mode & stat.S_IXUSR else "100644"
             elif stat.S_ISLNK(st.st_mode):
                 mode = "120000"
