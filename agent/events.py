@@ -103,6 +103,14 @@ class UsageUpdate(Event):
     total_completion_tokens: int = 0
     total_cached_tokens: int = 0
     total_cost: float = 0.0
+    context_window: int = 0  # prompt_tokens / context_window = share of the window in use
+
+
+class UserMessage(Event):
+    """A message the user sent after the task (a follow-up or a correction in the TUI)."""
+
+    type: Literal["user_message"] = "user_message"
+    text: str
 
 
 class Notice(Event):
@@ -192,6 +200,7 @@ AnyEvent = Annotated[
     | ToolOutputDelta
     | ToolCallFinished
     | UsageUpdate
+    | UserMessage
     | Notice
     | ApprovalRequested
     | ApprovalAnswered

@@ -150,6 +150,22 @@ class AgentLoop:
     # the problems that stop some of them from running.
     _pending: list[ToolCall] = field(default_factory=list)
     _problems: dict[str, str] = field(default_factory=dict)
+    # The history as of the last node that finished: what a conversation continues from after
+    # an interruption (the graph's own state is lost when its task is cancelled).
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    # Limits apply per turn of a conversation: where the current turn started.
+    _turn_first_step: int = 0
+    _turn_cost: float = 0.0
+
+    def begin_turn(self, step: int) -> None:
+        self._turn_first_step = step
+        self._turn_cost = self.totals.cost
+        self.started = time.monotonic()
+
+    async def compact_now(self) -> None:
+        """/compact: summarise the history now (the deterministic fallback if that fails)."""
+        if self.messages:
+            self.messages = await self._compact(self.messages, summarise=True)
 
     @property
     def schemas(self) -> list[dict[str, Any]]:
@@ -167,10 +183,11 @@ class AgentLoop:
 
     def _limit_reached(self, step: int) -> tuple[str, str] | None:
         lim = self.limits
-        if step > lim.max_steps:
+        if step - self._turn_first_step > lim.max_steps:
             return "max_steps", f"reached the step limit ({lim.max_steps} steps)"
-        if lim.max_cost is not None and self.totals.cost >= lim.max_cost:
-            return "max_cost", f"reached the cost limit (${self.totals.cost:.4f} of ${lim.max_cost:.4f})"
+        spent = self.totals.cost - self._turn_cost
+        if lim.max_cost is not None and spent >= lim.max_cost:
+            return "max_cost", f"reached the cost limit (${spent:.4f} of ${lim.max_cost:.4f})"
         if lim.max_time is not None and time.monotonic() - self.started >= lim.max_time:
             return "time_limit", f"reached the time limit ({lim.max_time:.0f} s)"
         return None
@@ -273,6 +290,7 @@ class AgentLoop:
         new_messages = self._react(step, norm, update)
         self._added(new_messages)
         update["messages"] = Replace([*messages, *new_messages]) if replaced else new_messages
+        self.messages = [*messages, *new_messages]
         timing.end = time.perf_counter()
         return update
 
@@ -333,6 +351,7 @@ class AgentLoop:
         return [{"role": "user", "content": TEXT_PROTOCOL_NOTE + text_protocol_instructions(self.schemas)}]
 
     async def tools_node(self, state: AgentState) -> dict[str, Any]:
+        self.messages = state["messages"]
         timing = self.timings[-1]
         step = state.get("step", 0)
         calls, self._pending = self._pending, []
@@ -389,6 +408,7 @@ class AgentLoop:
             self._guard(calls, errors, results, update)
         self._added(results)
         update["messages"] = results
+        self.messages = [*state["messages"], *results]
         timing.tools = t_tools
         timing.end = time.perf_counter()
         return update
@@ -427,6 +447,7 @@ class AgentLoop:
                 total_completion_tokens=t.completion_tokens,
                 total_cached_tokens=t.cached_tokens,
                 total_cost=t.cost,
+                context_window=self.budget.context_window,
             )
         )
 

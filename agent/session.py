@@ -22,7 +22,7 @@ from agent.loop import AgentLoop, Limits, Pricing
 from agent.trajectory import TrajectoryWriter, new_run_id
 from tools.base import Tool, ToolContext
 from tools.environment import Environment, LocalEnvironment
-from tools.git.checkpoints import CheckpointError, CheckpointStore
+from tools.git.checkpoints import CheckpointError, CheckpointStore, RestoreReport
 from tools.registry import ToolRegistry
 
 EXIT_OK, EXIT_GAVE_UP, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -129,6 +129,15 @@ class Session:
         self.base_tree: str | None = None
         self.end_tree: str | None = None
         self.checkpoint_count = 0
+        self.loop: AgentLoop | None = None
+        self.last_finished: ev.RunFinished | None = None
+        self._graph: Any = None
+        self._graph_task: asyncio.Future | None = None
+        self._interrupting = False
+        self._closed = False
+        self._notes: list[str] = []  # told to the model with the next user message
+        self._undo_cursor: int | None = None
+        self._resumed: list[dict[str, Any]] | None = None
 
     def subscribe(self, fn: Subscriber) -> None:
         self.subscribers.append(fn)
@@ -228,7 +237,13 @@ class Session:
                 raise ConfigError(str(exc)) from None
             self.emit(ev.Notice(level="info", message=f"working on a new branch: {self.branch}"))
         try:
-            if s.checkpoints:
+            earlier = (
+                await asyncio.to_thread(self.store.list, self.run_id) if self._resumed is not None else []
+            )
+            if earlier:  # a resumed conversation: its diff still starts where the run started
+                self.base_tree = earlier[0].tree
+                self.checkpoint_count = len(earlier)
+            elif s.checkpoints:
                 cp, _ = await asyncio.to_thread(self.store.create, self.run_id, "run start")
                 self.checkpoint_count = 1
                 self.base_tree = cp.tree
@@ -297,9 +312,46 @@ class Session:
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     async def run(self) -> RunOutcome:
+        """Headless: the task, to the end. Ctrl-C (a cancellation) is recorded, then re-raised."""
+        try:
+            finished = await self.send(self.task)
+        finally:
+            await self.close()
+        return RunOutcome(finished=finished, trajectory=self.trajectory_path, loop=self.loop)
+
+    async def send(self, text: str) -> ev.RunFinished:
+        """One turn of the conversation: the first message is the task, later ones follow up on
+        it (a correction after an interruption, a new request). Runs until the model finishes,
+        answers, hits a limit or is interrupted, and returns that turn's RunFinished."""
+        if self.loop is None:
+            self.task = self.task or text
+            messages = await self._open(text)
+        else:
+            self.emit(ev.UserMessage(text=text))
+            notes = [{"role": "user", "content": n} for n in self._notes]
+            self._notes.clear()
+            messages = [*close_dangling_calls(self.loop.messages), *notes, {"role": "user", "content": text}]
+        return await self._turn(messages)
+
+    def interrupt(self) -> bool:
+        """Stop the current turn (the model call or the running command) as soon as possible.
+        The conversation keeps everything up to that point; `send` continues it."""
+        task = self._graph_task
+        if task is None or task.done():
+            return False
+        self._interrupting = True
+        task.cancel()
+        return True
+
+    @property
+    def busy(self) -> bool:
+        return self._graph_task is not None and not self._graph_task.done()
+
+    async def _open(self, task: str) -> list[dict[str, Any]]:
+        """Everything a conversation needs before its first model call."""
         from tools.git.snapshot import repo_info
 
-        started = time.monotonic()
+        s = self.settings
         info = await asyncio.to_thread(repo_info, self.repo)
         try:
             await self._start_workspace(info)
@@ -314,18 +366,18 @@ class Session:
                 f"cannot write the trajectory to {self.trajectory_path}: {exc.strerror or exc}. "
                 "Pass --trajectory FILE or set trajectory_dir to a writable place."
             ) from exc
-        s = self.settings
-        self._writer.header(
-            run_id=self.run_id,
-            task=self.task,
-            repo=str(self.repo),
-            commit=info.head if info else None,
-            branch=self.branch or (info.branch if info else None),
-            base_tree=self.base_tree,
-            model=self.model.name,
-            config=s.model_dump(mode="json"),
-            started_at=time.time(),
-        )
+        if self._resumed is None:
+            self._writer.header(
+                run_id=self.run_id,
+                task=task,
+                repo=str(self.repo),
+                commit=info.head if info else None,
+                branch=self.branch or (info.branch if info else None),
+                base_tree=self.base_tree,
+                model=self.model.name,
+                config=s.model_dump(mode="json"),
+                started_at=time.time(),
+            )
         ctx = ToolContext(
             root=self.repo,
             env=self.env,
@@ -335,6 +387,7 @@ class Session:
                 "test_timeout": s.test_timeout,
                 "max_output_chars": s.max_output_chars,
                 "cache_dir": str(workspace_cache_dir(self.repo)),
+                "git_commit": s.git_commit,
             },
         )
         ctx.state.update(checkpoints=self.store, base_tree=self.base_tree, run_id=self.run_id)
@@ -344,37 +397,12 @@ class Session:
             from tools.code.guard import edit_guard
 
             ctx.state["after_write"] = edit_guard
-        profile = getattr(self.model, "profile", None)
-        if profile is not None:
-            pricing = Pricing(
-                input=profile.price_input,
-                output=profile.price_output,
-                cached_input=profile.price_cached_input,
-            )
-            budget = Budget.for_window(profile.context_window, profile.max_output)
-            policy = profile.reasoning
-            reply_cap = profile.max_output
-        else:  # replayed or scripted models: settings only
-            pricing = Pricing(input=s.price_input, output=s.price_output, cached_input=s.price_cached_input)
-            budget = Budget.for_window(s.context_window or DEFAULT_CONTEXT_WINDOW, s.max_tokens)
-            policy = s.reasoning or "omit"
-            reply_cap = s.max_tokens
-        loop = AgentLoop(
-            model=self.model,
-            registry=self.registry,
-            ctx=ctx,
-            emit=self.emit,
-            limits=Limits(max_steps=s.max_steps, max_cost=s.max_cost, max_time=s.max_time),
-            pricing=pricing,
-            budget=budget,
-            reasoning_policy=policy,
-            max_output_chars=s.max_output_chars,
-            reply_cap=reply_cap,
-        )
+        self.loop = self._build_loop(ctx)
+        pricing = self.loop.pricing
         self.emit(
             ev.RunStarted(
                 run_id=self.run_id,
-                task=self.task,
+                task=task,
                 repo=str(self.repo),
                 commit=info.head if info else None,
                 model=self.model.name,
@@ -398,25 +426,75 @@ class Session:
                 )
             )
         summary = describe_repo(self.repo, info)
+        if self._resumed is not None:
+            self.emit(ev.UserMessage(text=task))
+            return [*close_dangling_calls(self._resumed), {"role": "user", "content": task}]
         if s.repo_map_tokens > 0:
             summary += await self._repo_map(s.repo_map_tokens, ctx)
-        state: dict[str, Any] = {"messages": self.initial_messages(summary), "step": 0, "stop": None}
-        reason, message = "error", ""
-        cancelled = False
-        try:
-            from agent.graph import build_graph
+        return self.initial_messages(summary)
 
-            graph = build_graph(loop)
-            config = {"recursion_limit": 2 * s.max_steps + 10}
-            try:
-                async with asyncio.timeout(s.max_time):
-                    final = await graph.ainvoke(state, config=config)
-                reason = final.get("stop") or "error"
-                message = final.get("stop_message", "")
-            except TimeoutError:
-                reason, message = "time_limit", f"reached the time limit ({s.max_time:.0f} s)"
+    def _build_loop(self, ctx: ToolContext) -> AgentLoop:
+        s = self.settings
+        profile = getattr(self.model, "profile", None)
+        if profile is not None:
+            pricing = Pricing(
+                input=profile.price_input,
+                output=profile.price_output,
+                cached_input=profile.price_cached_input,
+            )
+            budget = Budget.for_window(profile.context_window, profile.max_output)
+            policy = profile.reasoning
+            reply_cap = profile.max_output
+        else:  # replayed or scripted models: settings only
+            pricing = Pricing(input=s.price_input, output=s.price_output, cached_input=s.price_cached_input)
+            budget = Budget.for_window(s.context_window or DEFAULT_CONTEXT_WINDOW, s.max_tokens)
+            policy = s.reasoning or "omit"
+            reply_cap = s.max_tokens
+        return AgentLoop(
+            model=self.model,
+            registry=self.registry,
+            ctx=ctx,
+            emit=self.emit,
+            limits=Limits(max_steps=s.max_steps, max_cost=s.max_cost, max_time=s.max_time),
+            pricing=pricing,
+            budget=budget,
+            reasoning_policy=policy,
+            max_output_chars=s.max_output_chars,
+            reply_cap=reply_cap,
+        )
+
+    async def _invoke(self, messages: list[dict[str, Any]]) -> tuple[str, str]:
+        from agent.graph import build_graph
+
+        loop, s = self.loop, self.settings
+        if self._graph is None:
+            self._graph = build_graph(loop)
+        step = len(loop.timings)
+        loop.begin_turn(step)
+        loop.messages = messages
+        state = {"messages": messages, "step": step, "stop": None}
+        config = {"recursion_limit": 2 * s.max_steps + 10}
+        try:
+            async with asyncio.timeout(s.max_time):
+                final = await self._graph.ainvoke(state, config=config)
+        except TimeoutError:
+            return "time_limit", f"reached the time limit ({s.max_time:.0f} s)"
+        loop.messages = final["messages"]
+        return final.get("stop") or "error", final.get("stop_message", "")
+
+    async def _turn(self, messages: list[dict[str, Any]]) -> ev.RunFinished:
+        loop = self.loop
+        started = time.monotonic()
+        steps_before = len(loop.timings)
+        reason, message = "error", ""
+        outer_cancel = False
+        self._interrupting = False
+        self._graph_task = asyncio.ensure_future(self._invoke(messages))
+        try:
+            reason, message = await self._graph_task
         except asyncio.CancelledError:
-            cancelled = True
+            # Ours (interrupt) ends the turn; anyone else's (Ctrl-C) is re-raised once recorded.
+            outer_cancel = not self._interrupting
             reason, message = "interrupted", "interrupted by the user"
         except ModelError as exc:
             reason, message = "model_error", str(exc)
@@ -425,13 +503,14 @@ class Session:
             reason, message = "error", f"internal error: {type(exc).__name__}: {exc}"
             self.emit(ev.ErrorEvent(kind=type(exc).__name__, message=message))
         finally:
+            self._graph_task = None
             diff = await self._finish_workspace(message if reason in ("finished", "answered") else "")
             t = loop.totals
             finished = ev.RunFinished(
                 reason=reason,  # type: ignore[arg-type]
                 message=message,
                 exit_code=EXIT_CODES.get(reason, EXIT_GAVE_UP),
-                steps=len(loop.timings),
+                steps=len(loop.timings) - steps_before,
                 diff=diff,
                 prompt_tokens=t.prompt_tokens,
                 completion_tokens=t.completion_tokens,
@@ -443,25 +522,128 @@ class Session:
                 branch=self.branch,
                 commit=self.commit,
             )
+            self.last_finished = finished
             self.emit(finished)
-            self._writer.result(
-                reason=reason,
-                exit_code=finished.exit_code,
-                diff=diff,
-                steps=finished.steps,
-                cost=t.cost,
-                end_tree=self.end_tree,
-                branch=self.branch,
-                commit=self.commit,
-            )
-            self._writer.close()
-            try:
-                await asyncio.shield(self.model.aclose())
-            except Exception:
-                pass
-        if cancelled:
+        if outer_cancel:
             raise asyncio.CancelledError
-        return RunOutcome(finished=finished, trajectory=self.trajectory_path, loop=loop)
+        return finished
+
+    async def close(self) -> None:
+        """Write the trajectory's result line and release the model client. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        f = self.last_finished
+        if self._writer is not None:
+            if f is not None:
+                self._writer.result(
+                    reason=f.reason,
+                    exit_code=f.exit_code,
+                    diff=f.diff,
+                    steps=len(self.loop.timings) if self.loop else 0,
+                    cost=f.cost,
+                    end_tree=self.end_tree,
+                    branch=self.branch,
+                    commit=self.commit,
+                )
+            self._writer.close()
+        try:
+            await asyncio.shield(self.model.aclose())
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ between turns (TUI)
+
+    async def compact(self) -> None:
+        if self.loop is not None and not self.busy:
+            await self.loop.compact_now()
+
+    def set_model(self, name: str) -> None:
+        """/model: talk to another model from the next call on (same provider settings)."""
+        settings = self.settings.model_copy(update={"model": name})
+        model = build_model(settings, on_retry=self._on_retry)
+        self.settings, self.model = settings, model
+        if self.loop is not None:
+            self.loop.model = model
+
+    def current_diff(self) -> str:
+        """/diff: everything changed since the conversation started."""
+        if self.store is None or not self.base_tree:
+            return ""
+        return self.store.diff(self.base_tree, self.store.snapshot().tree)
+
+    def undo_last(self) -> RestoreReport | None:
+        """/undo: put the files back as they were before the agent's last change; repeated, it
+        goes further back. The model is told at its next turn. None when there is nothing left."""
+        if self.store is None or self.busy:
+            return None
+        changes = [c for c in self.store.list(self.run_id) if not c.label.startswith("before undo")]
+        if self._undo_cursor is not None:
+            changes = [c for c in changes if c.n < self._undo_cursor]
+        now = self.store.snapshot().tree
+        for cp in reversed(changes):
+            if cp.tree != now:
+                report = self.store.restore(cp, self.run_id)
+                self._undo_cursor = cp.n
+                self._notes.append(
+                    f"(The user undid your change '{cp.label}': the files are back as they were "
+                    "before it. Look again before relying on what you did.)"
+                )
+                return report
+        return None
+
+    def resume_from(self, records: list[dict[str, Any]]) -> list[ev.Event]:
+        """Continue a recorded conversation (`luban --continue`): same run id, same trajectory
+        file, same checkpoints; the history is rebuilt from its events. Returns those events so
+        a front end can show them."""
+        header = records[0] if records and records[0].get("type") == "header" else {}
+        self.run_id = header.get("run_id", self.run_id)
+        self.task = header.get("task", self.task)
+        events = [ev.parse_event(r) for r in records if r.get("type") not in ("header", "result")]
+        summary = describe_repo(self.repo, None)
+        self._resumed = [*self.initial_messages(summary), *history_from_events(events)]
+        return events
+
+
+def close_dangling_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An interrupted turn can leave tool calls without results, which providers reject: answer
+    them as not run."""
+    if not messages:
+        return messages
+    answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    for i in range(len(messages) - 1, -1, -1):
+        msg = messages[i]
+        if msg.get("role") == "assistant" and msg.get("tool_calls"):
+            missing = [c["id"] for c in msg["tool_calls"] if c.get("id") not in answered]
+            extra = [
+                {"role": "tool", "tool_call_id": cid, "content": "Not run: interrupted by the user."}
+                for cid in missing
+            ]
+            return [*messages, *extra] if extra else messages
+        if msg.get("role") == "user":
+            break
+    return messages
+
+
+def history_from_events(events: list[ev.Event]) -> list[dict[str, Any]]:
+    """The conversation as the model saw it, rebuilt from a trajectory's events (reasoning is
+    not replayed; tool outputs are exactly what the model read)."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if isinstance(e, ev.AssistantMessage):
+            msg: dict[str, Any] = {"role": "assistant", "content": e.content or ""}
+            if e.tool_calls:
+                msg["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in e.tool_calls
+                ]
+            out.append(msg)
+        elif isinstance(e, ev.ToolCallFinished):
+            out.append({"role": "tool", "tool_call_id": e.call_id, "content": e.output})
+        elif isinstance(e, ev.UserMessage):
+            out.append({"role": "user", "content": e.text})
+    # A resumed conversation always starts a new user turn: close what the last one left open.
+    return close_dangling_calls(out)
 
 
 def task_mentions(root: Path, task: str) -> tuple[list[str], list[str]]:
