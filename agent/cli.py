@@ -16,6 +16,10 @@ MiniMax, gpt-oss...) on any OpenAI-compatible server.
 
 EPILOG = """\
 examples:
+  luban                                        open the terminal UI in this repository
+  luban "make the failing test pass"           open it and start that task
+  luban --continue                             reopen this repository's last conversation
+  luban inspect RUN_ID_OR_TRAJECTORY           step through a recorded run
   luban demo                                   watch the agent fix a real bug (no API key needed)
   luban exec "make the failing test pass" --provider moonshot
   luban exec "fix issue #12" --model qwen3-coder --base-url http://127.0.0.1:8000/v1 --json
@@ -128,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     add_model_flags(doctor)
 
+    insp = sub.add_parser("inspect", help="step through a recorded run (read-only viewer)")
+    insp.add_argument("trajectory", help="a trajectory file, or a run id from the state dir")
+
     demo = sub.add_parser(
         "demo", help="fix a real bug in a throw-away repo with a recorded model (no API key)"
     )
@@ -136,7 +143,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_tui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="luban", description="Open Luban's terminal UI (see `luban --help` for the commands)."
+    )
+    p.add_argument("task", nargs="?", help="start this task right away")
+    p.add_argument("--repo", default=".", help="the repository to work in (default: current directory)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--continue", dest="cont", action="store_true", help="reopen this repository's last run")
+    g.add_argument("--resume", metavar="RUN", help="reopen a run: its id or its trajectory file")
+    p.add_argument("--approval", choices=("read-only", "auto-edit", "full-auto"))
+    add_model_flags(p)
+    return p
+
+
+def wants_tui(argv: list[str]) -> bool:
+    """`luban`, `luban "task"`, `luban --continue`...: anything whose first word is not a
+    subcommand (and not --help/--version) opens the TUI."""
+    if any(a in ("-h", "--help", "--version") for a in argv[:1]):
+        return False
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    return not any(a in commands for a in argv[:1])
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_tui(argv):
+        from agent.config import ConfigError
+
+        try:
+            return cmd_tui(build_tui_parser().parse_args(argv))
+        except ConfigError as exc:
+            print(f"luban: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -170,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             from agent import undo
 
             return undo.cmd_undo(args) if args.command == "undo" else undo.cmd_checkpoints(args)
+        if args.command == "inspect":
+            from tui.inspect import run_inspect
+
+            return run_inspect(find_trajectory(args.trajectory))
         if args.command == "demo":
             from agent.demo import run_demo
 
@@ -247,6 +290,62 @@ def read_task(args: argparse.Namespace) -> str:
             f'the task is empty ({source}): say what Luban should do, e.g. luban exec "fix the failing test"'
         )
     return text.strip()
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError, load_settings
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError(
+            "the terminal UI needs a terminal; for scripts and CI use `luban exec TASK` "
+            "(it reads the task from stdin too)"
+        )
+    repo = Path(args.repo).expanduser()
+    if not repo.is_dir():
+        raise ConfigError(f"--repo {args.repo}: not a directory")
+    repo = repo.resolve()
+    flags = {k: getattr(args, k) for k in ("model", "provider", "base_url", "api_key_env", "approval")}
+    # The TUI asks before commands by default; `luban exec` cannot ask, so it defaults to full-auto.
+    settings = load_settings(repo, flags, defaults={"approval": "auto-edit"})
+    resume = None
+    if args.cont:
+        resume = latest_run(settings, repo)
+    elif args.resume:
+        resume = find_trajectory(args.resume, settings)
+    from tui.app import run_tui
+
+    return run_tui(settings, repo, task=args.task, resume=resume)
+
+
+def runs_dir(settings=None) -> Path:
+    from agent.config import state_dir
+
+    if settings is not None and settings.trajectory_dir:
+        return Path(settings.trajectory_dir).expanduser()
+    return state_dir() / "runs"
+
+
+def latest_run(settings, repo: Path) -> Path:
+    from agent.config import ConfigError
+    from agent.trajectory import find_runs
+
+    runs = find_runs(runs_dir(settings), repo)
+    if not runs:
+        raise ConfigError(f"no earlier run of {repo} to continue (runs are kept in {runs_dir(settings)})")
+    return runs[-1][0]
+
+
+def find_trajectory(ref: str, settings=None) -> Path:
+    """A trajectory file given as a path or as a run id."""
+    from agent.config import ConfigError
+
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    by_id = runs_dir(settings) / f"{ref}.jsonl"
+    if by_id.is_file():
+        return by_id
+    raise ConfigError(f"{ref}: no such trajectory file or run id (runs are kept in {runs_dir(settings)})")
 
 
 def cmd_map(args: argparse.Namespace) -> int:

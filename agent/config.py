@@ -144,10 +144,15 @@ def env_layer(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def load_settings(
-    repo: Path, flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+    repo: Path,
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> Settings:
+    """`defaults` are a front end's own defaults (the TUI asks before commands), below every
+    layer the user controls."""
     environ = dict(os.environ if environ is None else environ)
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = dict(defaults or {})
     for layer in (read_toml(user_config_path()), read_toml(repo / ".luban.toml"), env_layer(environ)):
         merged.update(layer)
     merged.update({k: v for k, v in (flags or {}).items() if v is not None})

@@ -592,14 +592,23 @@ class Session:
                 return report
         return None
 
-    def resume_from(self, records: list[dict[str, Any]]) -> list[ev.Event]:
+    def resume_from(self, records: list[dict[str, Any]], path: Path | None = None) -> list[ev.Event]:
         """Continue a recorded conversation (`luban --continue`): same run id, same trajectory
-        file, same checkpoints; the history is rebuilt from its events. Returns those events so
-        a front end can show them."""
+        file (`path`, appended to), same checkpoints; the history is rebuilt from its events.
+        Returns those events so a front end can show them."""
+        if path is not None:
+            self.trajectory_path = Path(path)
         header = records[0] if records and records[0].get("type") == "header" else {}
         self.run_id = header.get("run_id", self.run_id)
         self.task = header.get("task", self.task)
-        events = [ev.parse_event(r) for r in records if r.get("type") not in ("header", "result")]
+        events = []
+        for record in records:
+            if record.get("type") in ("header", "result"):
+                continue
+            try:
+                events.append(ev.parse_event(record))
+            except ValueError:  # a line from a newer or damaged file: skip it, keep the rest
+                continue
         summary = describe_repo(self.repo, None)
         self._resumed = [*self.initial_messages(summary), *history_from_events(events)]
         return events

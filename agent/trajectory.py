@@ -56,3 +56,27 @@ def read_trajectory(path: Path) -> list[dict[str, Any]]:
             if line.strip():
                 records.append(json.loads(line))
     return records
+
+
+def read_header(path: Path) -> dict[str, Any] | None:
+    """The header of a trajectory file, or None when the file is not one."""
+    try:
+        with Path(path).open(encoding="utf-8") as fh:
+            first = json.loads(fh.readline() or "null")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(first, dict) and first.get("format") == "luban-trajectory":
+        return first
+    return None
+
+
+def find_runs(runs_dir: Path, repo: Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """Recorded runs, oldest first (run ids start with their start time), optionally only those
+    of one repository."""
+    found = []
+    wanted = str(Path(repo).resolve()) if repo is not None else None
+    for path in sorted(Path(runs_dir).glob("*.jsonl")):
+        header = read_header(path)
+        if header is not None and (wanted is None or header.get("repo") == wanted):
+            found.append((path, header))
+    return found
