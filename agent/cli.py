@@ -210,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return undo.cmd_undo(args) if args.command == "undo" else undo.cmd_checkpoints(args)
         if args.command == "inspect":
+            path = find_trajectory(args.trajectory)
             from tui.inspect import run_inspect
 
-            return run_inspect(find_trajectory(args.trajectory))
+            return run_inspect(path)
         if args.command == "demo":
             from agent.demo import run_demo
 
