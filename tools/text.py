@@ -1,6 +1,9 @@
-"""Text helpers shared by tools: output truncation and binary detection."""
+"""Text helpers shared by tools: output truncation, binary detection, line ranges."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 TRUNCATION_MARKER = "\n\n[... {omitted} characters omitted from the middle of this output; {hint} ...]\n\n"
 
@@ -23,3 +26,15 @@ def truncate_middle(text: str, max_chars: int, hint: str = "narrow the command o
 def looks_binary(sample: bytes) -> bool:
     """Heuristic used by git and ripgrep: a NUL byte in the first block means binary."""
     return b"\x00" in sample[:8192]
+
+
+def parse_line_range(value: Any) -> Any:
+    """A `view_range` as models send it: [10, 40], or the same as a string ("[10, 40]", "10,40").
+    Anything else is returned as is for pydantic to judge."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return [part.strip() for part in text.strip("[]()").split(",") if part.strip()]
+    return value

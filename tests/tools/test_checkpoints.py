@@ -404,3 +404,19 @@ def test_property_undo_restores_byte_identical_trees_in_a_git_repo(start_ops, op
 )
 def test_property_undo_restores_byte_identical_trees_in_a_plain_directory(start_ops, ops, pick) -> None:
     check_sequence(False, start_ops, ops, pick)
+
+
+def test_run_branch_refuses_during_a_merge_and_bad_names(repo: Path, tmp_path: Path) -> None:
+    from tools.git.run_branch import slugify, start_branch
+
+    store = store_for(repo, tmp_path)
+    assert slugify("Fix issue #123: the parser crashes on ünïcode!") == "fix-issue-123-the-parser-crashes-on"
+    assert slugify("???") == "task"
+    with pytest.raises(CheckpointError, match="not a valid branch name"):
+        start_branch(store, "t", "bad..name")
+    (repo / ".git" / "MERGE_HEAD").write_text(git(repo, "rev-parse", "HEAD"))
+    with pytest.raises(CheckpointError, match="merge is in progress"):
+        start_branch(store, "t")
+    (repo / ".git" / "MERGE_HEAD").unlink()
+    assert start_branch(store, "t") == "luban/t"
+    assert git(repo, "branch", "--show-current").strip() == "luban/t"

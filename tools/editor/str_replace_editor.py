@@ -29,7 +29,6 @@ import contextlib
 import difflib
 import functools
 import inspect
-import json
 import os
 import re
 import shlex
@@ -41,7 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from tools.base import Tool, ToolContext, ToolError, ToolResult
-from tools.text import looks_binary
+from tools.text import looks_binary, parse_line_range
 from tools.workspace import display, resolve_in_workspace
 
 MAX_EDIT_BYTES = 5 * 1024 * 1024  # larger files are not edited, nor viewed whole
@@ -106,14 +105,7 @@ class StrReplaceEditorParams(BaseModel):
     @field_validator("view_range", mode="before")
     @classmethod
     def _parse_range(cls, value: Any) -> Any:
-        # Models sometimes send the array as a string: "[10, 40]" or "10,40".
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                return [part.strip() for part in text.strip("[]()").split(",") if part.strip()]
-        return value
+        return parse_line_range(value)
 
 
 class StrReplaceEditor(Tool):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import json
 import posixpath
 from typing import Any
 
@@ -23,7 +22,7 @@ from tools.git.common import (
     timeout_of,
     top_level,
 )
-from tools.text import looks_binary, truncate_middle
+from tools.text import looks_binary, parse_line_range, truncate_middle
 
 MAX_BLOB_BYTES = 20 * 1024 * 1024
 MAX_LINE_CHARS = 2000
@@ -49,13 +48,7 @@ class GitShowParams(BaseModel):
     @field_validator("view_range", mode="before")
     @classmethod
     def _parse_range(cls, value: Any) -> Any:
-        if isinstance(value, str):  # models sometimes send "[10, 40]" or "10,40"
-            text = value.strip()
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                return [part.strip() for part in text.strip("[]()").split(",") if part.strip()]
-        return value
+        return parse_line_range(value)
 
 
 class GitShow(Tool):

@@ -18,7 +18,10 @@ BRANCH_PREFIX = "luban/"
 
 
 def slugify(task: str, width: int = 40) -> str:
-    words = re.findall(r"[a-z0-9]+", task.lower())
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", task).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
     slug = ""
     for word in words:
         candidate = f"{slug}-{word}" if slug else word
@@ -36,8 +39,11 @@ def start_branch(store: CheckpointStore, task: str, name: str | None = None) -> 
     head, _ = store.head()
     if head is None:
         raise CheckpointError("--branch needs at least one commit to branch from; commit first")
-    if in_progress(store):
-        raise CheckpointError(f"a {in_progress(store)} is in progress; finish or abort it before --branch")
+    from tools.git.common import operation_in_progress
+
+    op = operation_in_progress(store.repo)
+    if op is not None:
+        raise CheckpointError(f"--branch: {op.detail} {op.advice.split(' Neither')[0]}")
     base = name or BRANCH_PREFIX + slugify(task)
     try:
         store.git("check-ref-format", "--branch", base)
@@ -50,20 +56,6 @@ def start_branch(store: CheckpointStore, task: str, name: str | None = None) -> 
     store.git("update-ref", f"refs/heads/{branch}", head, "")
     store.git("symbolic-ref", "-m", "luban: start run branch", "HEAD", f"refs/heads/{branch}")
     return branch
-
-
-def in_progress(store: CheckpointStore) -> str | None:
-    markers = {
-        "MERGE_HEAD": "merge",
-        "rebase-merge": "rebase",
-        "rebase-apply": "rebase",
-        "CHERRY_PICK_HEAD": "cherry-pick",
-        "REVERT_HEAD": "revert",
-    }
-    for marker, what in markers.items():
-        if (store.git_dir / marker).exists():
-            return what
-    return None
 
 
 def commit_run(
