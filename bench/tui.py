@@ -126,7 +126,7 @@ def first_token_applied_after(app, before: int) -> bool:
     from tui.widgets.transcript import AssistantBlock
 
     return any(
-        isinstance(b, AssistantBlock) and b.markdown.updates > 0 and b.markdown.text
+        isinstance(b, AssistantBlock) and b.markdown.updates > 0 and b.text
         for b in app.transcript.blocks[before:]
     )
 

@@ -118,7 +118,7 @@ async def run(tokens: int, rate: int, step_tokens: int, output_lines: int) -> No
                 sent += n
                 in_step += n
             block = t.step_block(step)
-            t.handle(ev.AssistantMessage(step=step, content=block.markdown.text if block else ""))
+            t.handle(ev.AssistantMessage(step=step, content=block.text if block else ""))
             call_id = f"call_{step}"
             args = json.dumps({"command": "pytest -q"})
             t.handle(ev.ToolCallStarted(step=step, call_id=call_id, name="execute_bash", arguments=args))

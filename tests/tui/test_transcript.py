@@ -507,3 +507,49 @@ def test_markdown_is_textual_markdown():
     from tui.widgets.transcript import StreamingMarkdown
 
     assert issubclass(StreamingMarkdown, Markdown)
+
+
+def test_safe_cut_never_splits_a_code_fence():
+    from tui.widgets.transcript import safe_cut
+
+    text = "para one\n\n```python\nx = 1\n\ny = 2\n```\n\nlast para"
+    cut = safe_cut(text)
+    assert text[:cut].endswith("```\n\n") and text[cut:] == "last para"
+    assert safe_cut("```\na\n\nb\n") == 0  # inside an unclosed fence: nowhere safe
+    assert safe_cut("no breaks at all") == 0
+
+
+async def test_a_long_reply_is_split_into_frozen_segments_and_a_small_live_tail():
+    from agent import events as ev
+    from textual.app import App
+
+    from tui.widgets.transcript import SEGMENT_CHARS, Transcript
+
+    class Host(App):
+        def compose(self):
+            yield Transcript()
+
+    paragraphs = [f"Paragraph {i}: " + "word " * 60 + "\n\n" for i in range(40)]
+    async with Host().run_test(size=(100, 30)) as pilot:
+        t = pilot.app.query_one(Transcript)
+        for p in paragraphs:
+            t.handle_many([ev.TextDelta(step=1, text=p)])
+            await t.wait_idle()
+            await pilot.pause()
+        block = t.step_block(1)
+        assert block.text == "".join(paragraphs)
+        assert len(block.markdown.text) <= SEGMENT_CHARS + len(paragraphs[0])
+        assert len(block._segments) >= 5
+        t.handle(ev.AssistantMessage(step=1, content="".join(paragraphs)))
+        await t.wait_idle()
+        assert block.text == "".join(paragraphs)
+        # Recovery may rewrite a streamed reply (tool-call markup stripped): segments give way.
+        for p in paragraphs[:20]:
+            t.handle_many([ev.TextDelta(step=2, text=p)])
+            await t.wait_idle()
+            await pilot.pause()
+        second = t.step_block(2)
+        assert second._segments
+        t.handle(ev.AssistantMessage(step=2, content="rewritten entirely"))
+        await t.wait_idle()
+        assert second.text == "rewritten entirely" and not second._segments

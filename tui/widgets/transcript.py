@@ -202,6 +202,11 @@ class AssistantBlock(Vertical):
     def __init__(self, step: int, max_chars: int = 200_000, fold: bool = True):
         super().__init__(classes="block")
         self.step = step
+        # A long reply is split at paragraph breaks: finished parts become one Static each and
+        # only the tail stays a live Markdown widget, so each append costs the same at 50,000
+        # characters as at 500 (Textual restyles a Markdown's children on every append).
+        self._frozen_text = ""
+        self._segments: list[Static] = []
         self.fold = fold  # fold the reasoning once the text or the tool calls begin
         self.final = False
         self.frozen = False
@@ -215,10 +220,26 @@ class AssistantBlock(Vertical):
         yield self.markdown
 
     def add_text(self, text: str) -> None:
-        if text.strip() or self.markdown.text:
+        if text.strip() or self.text:
             self.fold_reasoning()
             self.markdown.display = True
-        self.markdown.feed(text)
+        live = self.markdown
+        if len(live.text) > SEGMENT_CHARS and not live.busy and self.is_attached:
+            cut = safe_cut(live.text)
+            if cut:
+                head = live.text[:cut]
+                segment = Static(frozen_markdown(head), classes="frozen-markdown")
+                self.mount(segment, before=live)
+                self._segments.append(segment)
+                self._frozen_text += head
+                live.set_text(live.text[cut:])
+        live.feed(text)
+
+    def _unsegment(self) -> None:
+        for segment in self._segments:
+            segment.remove()
+        self._segments.clear()
+        self._frozen_text = ""
 
     def add_reasoning(self, text: str) -> None:
         self.reasoning.add(text)
@@ -231,8 +252,12 @@ class AssistantBlock(Vertical):
         self.final = True
         if reasoning is not None and reasoning.strip() and reasoning.strip() != self.reasoning.text.strip():
             self.reasoning.set_text(reasoning)
-        if content.strip() != self.markdown.text.strip():
-            self.markdown.set_text(content)
+        if content.strip() != self.text.strip():
+            if self._frozen_text and content.startswith(self._frozen_text):
+                self.markdown.set_text(content[len(self._frozen_text) :])
+            else:
+                self._unsegment()
+                self.markdown.set_text(content)
         self.markdown.display = bool(content.strip())
         if self.markdown.display or has_tools:
             self.fold_reasoning()
@@ -240,7 +265,7 @@ class AssistantBlock(Vertical):
 
     @property
     def text(self) -> str:
-        return self.markdown.text
+        return self._frozen_text + self.markdown.text
 
     def freeze(self) -> bool:
         """Swap the Markdown widget (a widget per paragraph, list item, code block...) for one
@@ -251,13 +276,32 @@ class AssistantBlock(Vertical):
         if not self.final or self.markdown.busy or not self.is_attached:
             return False
         self.frozen = True
-        text = self.markdown.text
+        text = self.text
+        self._unsegment()
         if text.strip():
             self.mount(Static(frozen_markdown(text), classes="frozen-markdown"), after=self.markdown)
         self.markdown.remove()
         if not self.reasoning.display:
             self.reasoning.remove()
         return True
+
+
+SEGMENT_CHARS = 2000
+
+
+def safe_cut(text: str) -> int:
+    """Where a markdown text can be split without changing how either part renders: after the
+    last blank line that is outside a fenced code block (0 when there is none)."""
+    cut, pos, fence = 0, 0, None
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        stripped = line.lstrip()
+        if stripped.startswith(("```", "~~~")):
+            marker = stripped[:3]
+            fence = None if fence == marker else (fence or marker)
+        elif fence is None and not line.strip() and pos < len(text):
+            cut = pos
+    return cut
 
 
 def frozen_markdown(text: str) -> RichMarkdown:
