@@ -520,9 +520,9 @@ def test_safe_cut_never_splits_a_code_fence():
 
 
 async def test_a_long_reply_is_split_into_frozen_segments_and_a_small_live_tail():
-    from agent import events as ev
     from textual.app import App
 
+    from agent import events as ev
     from tui.widgets.transcript import SEGMENT_CHARS, Transcript
 
     class Host(App):
