@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 TRUNCATION_MARKER = "\n\n[... {omitted} characters omitted from the middle of this output; {hint} ...]\n\n"
 
@@ -38,3 +40,7 @@ def parse_line_range(value: Any) -> Any:
         except json.JSONDecodeError:
             return [part.strip() for part in text.strip("[]()").split(",") if part.strip()]
     return value
+
+
+# A tool parameter holding [start, end] line numbers, lenient about how models send it.
+LineRange = Annotated[list[int] | None, BeforeValidator(parse_line_range)]

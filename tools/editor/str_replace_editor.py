@@ -35,12 +35,12 @@ import shlex
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from tools.base import Tool, ToolContext, ToolError, ToolResult
-from tools.text import looks_binary, parse_line_range
+from tools.text import LineRange, looks_binary
 from tools.workspace import display, resolve_in_workspace
 
 MAX_EDIT_BYTES = 5 * 1024 * 1024  # larger files are not edited, nor viewed whole
@@ -96,16 +96,11 @@ class StrReplaceEditorParams(BaseModel):
         description="Required for `insert`: `new_str` is inserted AFTER this line number (0 = at the top of "
         "the file).",
     )
-    view_range: list[int] | None = Field(
+    view_range: LineRange = Field(
         default=None,
         description="Optional for `view` of a file: [start, end] line numbers, 1-based and inclusive; "
         "end -1 means to the end of the file. E.g. [100, 160].",
     )
-
-    @field_validator("view_range", mode="before")
-    @classmethod
-    def _parse_range(cls, value: Any) -> Any:
-        return parse_line_range(value)
 
 
 class StrReplaceEditor(Tool):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import difflib
 import posixpath
-from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from tools.base import Tool, ToolContext, ToolError, ToolResult
 from tools.git.common import (
@@ -22,7 +21,7 @@ from tools.git.common import (
     timeout_of,
     top_level,
 )
-from tools.text import looks_binary, parse_line_range, truncate_middle
+from tools.text import LineRange, looks_binary, truncate_middle
 
 MAX_BLOB_BYTES = 20 * 1024 * 1024
 MAX_LINE_CHARS = 2000
@@ -39,16 +38,11 @@ class GitShowParams(BaseModel):
         description="A file (relative to the repository root) to print as it was at that revision, instead "
         "of the commit itself. A directory lists its entries.",
     )
-    view_range: list[int] | None = Field(
+    view_range: LineRange = Field(
         default=None,
         description="With path: [start, end] line numbers to show, 1-based and inclusive; end -1 means to the "
         "end of the file. E.g. [100, 160].",
     )
-
-    @field_validator("view_range", mode="before")
-    @classmethod
-    def _parse_range(cls, value: Any) -> Any:
-        return parse_line_range(value)
 
 
 class GitShow(Tool):
