@@ -604,3 +604,23 @@ async def test_up_on_a_wrapped_first_line_moves_the_cursor_before_the_history(tm
         for _ in range(prompt.wrapped_document.height):
             await pilot.press("up")
         assert prompt.text == "older"
+
+
+async def test_a_command_printing_megabytes_keeps_the_prompt_responsive(tmp_path, scripted_server):
+    command = (
+        "python3 -c \"import sys\nfor i in range(60000): sys.stdout.write(f'line {i} ' + 'x' * 80 + '\\n')\""
+    )
+    server = scripted_server([turn(call("execute_bash", {"command": command}, "big")), turn(content="done")])
+    app = LubanApp(http_settings(server, approval="full-auto"), make_repo(tmp_path / "repo"))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "print a lot")
+        await wait_for(pilot, lambda: app.transcript.card("big") is not None, "the command's card")
+        await type_text(pilot, "still typing")
+        assert app.prompt.text == "still typing"
+        await idle(pilot, timeout=60)
+        assert app.session.last_finished.reason == "answered"
+        card = app.transcript.card("big")
+        assert card is not None and not card.running and card.exit_code == 0
+        # ~5.4 MB printed; the card keeps what the model saw (head + tail), not megabytes.
+        assert "line 59999" in card.output and len(card.output) < 100_000
+        assert card.tail.chars <= card.max_output_chars and card.tail.hidden > 0  # live view capped
