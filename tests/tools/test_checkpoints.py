@@ -173,6 +173,17 @@ def test_modes_symlinks_binary_and_renames(repo: Path, tmp_path: Path) -> None:
     assert os.access(script, os.X_OK)
 
 
+def test_another_process_adding_checkpoints_to_the_run_is_not_a_collision(repo: Path, tmp_path: Path) -> None:
+    mine, other = store_for(repo, tmp_path), store_for(repo, tmp_path / "other")
+    mine.create("r", "start")
+    (repo / "README.md").write_text("1\n")
+    other.create("r", "by luban undo in another terminal")  # takes n=1 behind mine's back
+    (repo / "README.md").write_text("2\n")
+    cp, new = mine.create("r", "edit")
+    assert new and cp.n == 2
+    assert [c.n for c in mine.list("r")] == [0, 1, 2]
+
+
 def test_file_directory_swaps(repo: Path, tmp_path: Path) -> None:
     store = store_for(repo, tmp_path)
     cp, _ = store.create("r", "start")

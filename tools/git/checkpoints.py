@@ -419,11 +419,24 @@ class CheckpointStore:
         if not valid_run_id(run):
             raise CheckpointError(f"invalid run id {run!r}")
         snap = self.snapshot()
-        last = self._last.get(run) or next(reversed(self.list(run)), None)
-        if last is not None and last.snapshot.key == snap.key:
-            self._last[run] = last
-            return last, False
-        n = last.n + 1 if last else 0
+        for attempt in range(2):
+            last = self._last.get(run) or next(reversed(self.list(run)), None)
+            if last is not None and last.snapshot.key == snap.key:
+                self._last[run] = last
+                return last, False
+            try:
+                cp = self._record(run, label, snap, last.n + 1 if last else 0)
+            except CheckpointError:
+                # Another process (`luban undo` beside the TUI) took this number: look again.
+                self._last.pop(run, None)
+                if attempt:
+                    raise
+                continue
+            self._last[run] = cp
+            return cp, True
+        raise AssertionError("unreachable")
+
+    def _record(self, run: str, label: str, snap: Snapshot, n: int) -> Checkpoint:
         head, branch = self.head()
         parents: list[str] = [head] if head else []
         head_tree = self._tree_of(head) if head else EMPTY_TREE
@@ -451,8 +464,7 @@ class CheckpointStore:
         commit = self._commit(snap.tree, parents, f"{subject}\n\n{json.dumps(meta)}\n")
         cp = Checkpoint(run, n, commit, snap, label, created, head, branch)
         self.git("update-ref", cp.ref, commit, "")  # "" = must not exist yet: never overwrite
-        self._last[run] = cp
-        return cp, True
+        return cp
 
     def _commit(self, tree: str, parents: list[str], message: str) -> str:
         args = ["commit-tree", tree]
