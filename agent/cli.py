@@ -140,6 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", type=Path, help="create the demo repository here instead of a temp dir")
     demo.add_argument("--json", action="store_true", help="print JSON events instead of human output")
+
+    bench = sub.add_parser("bench", help="run the agent on SWE-bench-style instances")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
+    br = bench_sub.add_parser("run", help="solve instances headless and write predictions.jsonl (resumable)")
+    br.add_argument("--instances", required=True, help="instances file (.jsonl, or .json holding a list)")
+    br.add_argument("--ids", nargs="+", metavar="ID", help="only these instance ids")
+    br.add_argument("--slice", metavar="A:B", help="only this slice of the (filtered) instances, e.g. 0:10")
+    br.add_argument(
+        "--out",
+        type=Path,
+        help="output directory: predictions.jsonl, results.jsonl, trajectories/, workspaces/",
+    )
+    br.add_argument("--workers", type=int, default=1, help="instances run at once (default 1)")
+    br.add_argument("--repo-cache", type=Path, help="directory of local mirrors (owner__name, ...)")
+    br.add_argument("--network", action="store_true", help="clone from GitHub when there is no local mirror")
+    br.add_argument("--max-steps", type=int, help="per instance: stop after N model calls (default 100)")
+    br.add_argument("--max-cost", type=float, help="per instance: stop once it has cost USD (needs prices)")
+    br.add_argument("--max-time", type=float, help="per instance: stop after S seconds (default 3600)")
+    add_model_flags(br)
     return parser
 
 
@@ -214,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             from tui.inspect import run_inspect
 
             return run_inspect(path)
+        if args.command == "bench":
+            if args.bench_command != "run":
+                parser.parse_args(["bench", "--help"])
+            from agent.bench.run import cmd_bench_run
+
+            return cmd_bench_run(args)
         if args.command == "demo":
             from agent.demo import run_demo
 

@@ -585,10 +585,12 @@ class Session:
             if cp.tree != now:
                 report = self.store.restore(cp, self.run_id)
                 self._undo_cursor = cp.n
-                self._notes.append(
-                    f"(The user undid your change '{cp.label}': the files are back as they were "
-                    "before it. Look again before relying on what you did.)"
+                what = (
+                    "your changes: the files are back as they were when the conversation started"
+                    if cp.n == 0
+                    else f"your change '{cp.label}' and any after it: the files are back as they were before it"
                 )
+                self._notes.append(f"(The user undid {what}. Look again before relying on what you did.)")
                 return report
         return None
 

@@ -526,7 +526,9 @@ class LubanApp(App[int]):
         if report is None:
             self.note("nothing to undo", "info")
             return
-        lines = [f"undone: back to before '{report.checkpoint.label}' (checkpoint {report.checkpoint.n})"]
+        cp = report.checkpoint
+        where = "the start of the run" if cp.n == 0 else f"before '{cp.label}'"
+        lines = [f"undone: back to {where} (checkpoint {cp.n})"]
         if report.written:
             lines.append("  restored: " + ", ".join(report.written))
         if report.deleted:
