@@ -111,3 +111,63 @@ def test_luban_in_tmux_fixes_the_bug_and_quits(tmp_path, scripted_server):
     assert "fix the failing test\n(it is in calc/ops.py)" in task
     runs = list((home / "runs").glob("*.jsonl"))
     assert len(runs) == 1 and read_trajectory(runs[0])[-1]["type"] == "result"
+
+
+def test_luban_continue_in_tmux_reopens_the_last_headless_run(tmp_path, scripted_server):
+    from tests.support import luban_env, run_luban
+
+    repo = make_repo(tmp_path / "repo")
+    home = tmp_path / "home"
+    first = scripted_server(FIX_SCRIPT)
+    done = run_luban(
+        [
+            "exec",
+            "fix the failing test",
+            "--repo",
+            str(repo),
+            "--model",
+            "scripted",
+            "--base-url",
+            first.base_url,
+        ],
+        home,
+    )
+    assert done.code == 0, done.stderr
+    follow_up = scripted_server([turn(content="It was add(): it subtracted.")])
+    env = luban_env(home, TERM="xterm-256color", LUBAN_REPO_MAP_TOKENS="0")
+    env_args = [
+        f"{k}={v}"
+        for k, v in env.items()
+        if k in {"PATH", "HOME", "LANG"} or k.startswith(("LUBAN_", "PYTHON", "TERM"))
+    ]
+    command = " ".join(
+        shlex.quote(a)
+        for a in ["env", "-i", *env_args, *luban_command(repo, follow_up.base_url), "--continue"]
+    )
+    tmux = Tmux(f"luban-test-{tmp_path.name}-{time.monotonic_ns()}")
+    try:
+        tmux.run(
+            "new-session",
+            "-d",
+            "-s",
+            "luban",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            f"{command}; echo LUBAN_EXIT=$?; sleep 60",
+        )
+        tmux.wait_for("add() subtracted")  # the recorded run's final message is shown again
+        tmux.type("what was wrong?")
+        tmux.press("Enter")
+        tmux.wait_for("It was add(): it subtracted.")
+        tmux.type("/quit")
+        tmux.press("Enter")
+        assert "LUBAN_EXIT=0" in tmux.wait_for("LUBAN_EXIT=")
+    finally:
+        tmux.kill()
+    history = follow_up.requests[0]["body"]["messages"]
+    assert history[-1] == {"role": "user", "content": "what was wrong?"}
+    assert any(m.get("tool_calls") for m in history)  # the first run's calls are in the history
+    runs = list((home / "runs").glob("*.jsonl"))
+    assert len(runs) == 1  # the conversation went on in the same trajectory
