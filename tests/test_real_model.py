@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.llm.recovery import repair_arguments
 from agent.trajectory import read_trajectory
 from tests.support import Run, make_repo, run_luban
 
@@ -241,10 +242,19 @@ def test_exec_with_forced_tool_choice_runs_tools_until_the_step_limit(tmp_path, 
 
     messages = [e for e in events if e["type"] == "assistant_message"]
     assert messages, detail
+    results = {e["call_id"]: e for e in events if e["type"] == "tool_call_finished"}
     for message in messages:
         assert [c["name"] for c in message["tool_calls"]] == ["str_replace_editor"], message
-        if message["finish_reason"] != "length":  # a call cut off by max_tokens is never run
-            assert isinstance(json.loads(message["tool_calls"][0]["arguments"]), dict), message
+        call = message["tool_calls"][0]
+        if message["finish_reason"] == "length":  # a call cut off by max_tokens is never run
+            continue
+        # A 135M model under a grammar still emits broken JSON now and then (a raw newline that
+        # ends a string early): Luban must then not run the call and must tell the model why.
+        if repair_arguments(call["arguments"]).arguments is None:
+            result = results[call["id"]]
+            assert result["is_error"] and "argument" in result["output"].lower(), result
+        else:
+            assert isinstance(json.loads(repair_arguments(call["arguments"]).arguments), dict), message
     started = [e["call_id"] for e in events if e["type"] == "tool_call_started"]
     done = [e["call_id"] for e in events if e["type"] == "tool_call_finished"]
     assert started and started == done, detail
