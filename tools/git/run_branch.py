@@ -98,16 +98,12 @@ def commit_run(
             os.unlink(tmp)
     if tree == store.git("rev-parse", f"{parent}^{{tree}}").decode().strip():
         return None  # already committed during the run
-    identity = (
-        {}
-        if has_identity(store)
-        else {
-            "GIT_AUTHOR_NAME": "Luban",
-            "GIT_AUTHOR_EMAIL": "luban@localhost",
-            "GIT_COMMITTER_NAME": "Luban",
-            "GIT_COMMITTER_EMAIL": "luban@localhost",
-        }
-    )
+    from tools.git.common import identity_env
+
+    # The user's own identity (config or GIT_AUTHOR_*/GIT_COMMITTER_*, which store.git does not
+    # inherit) authors the commit; "Luban" fills only what is not configured.
+    identity = {k: v for k, v in os.environ.items() if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))}
+    identity.update(identity_env(store.repo))
     commit = (
         store.git("commit-tree", tree, "-p", parent, input=message.encode(), env=identity).decode().strip()
     )
@@ -124,15 +120,6 @@ def commit_run(
             env={"GIT_LITERAL_PATHSPECS": "1"},
         )
     return commit
-
-
-def has_identity(store: CheckpointStore) -> bool:
-    try:
-        store.git("config", "user.name")
-        store.git("config", "user.email")
-        return True
-    except CheckpointError:
-        return False
 
 
 def commit_message(task: str, final: str, run_id: str, model: str) -> str:
