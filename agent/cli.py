@@ -143,21 +143,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run the agent on SWE-bench-style instances")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
+    from agent.bench.options import add_common_flags
+
     br = bench_sub.add_parser("run", help="solve instances headless and write predictions.jsonl (resumable)")
-    br.add_argument("--instances", required=True, help="instances file (.jsonl, or .json holding a list)")
-    br.add_argument("--ids", nargs="+", metavar="ID", help="only these instance ids")
-    br.add_argument("--slice", metavar="A:B", help="only this slice of the (filtered) instances, e.g. 0:10")
+    add_common_flags(br)
     br.add_argument(
         "--out",
         type=Path,
-        help="output directory: predictions.jsonl, results.jsonl, trajectories/, workspaces/",
+        help="output directory: predictions.jsonl, results.jsonl, trajectories/, workspaces/, venvs/",
     )
-    br.add_argument("--workers", type=int, default=1, help="instances run at once (default 1)")
-    br.add_argument("--repo-cache", type=Path, help="directory of local mirrors (owner__name, ...)")
-    br.add_argument("--network", action="store_true", help="clone from GitHub when there is no local mirror")
+    br.add_argument(
+        "--env",
+        choices=("venv", "none"),
+        default="venv",
+        help="venv: build each instance's environment from its spec (default); none: use this machine's",
+    )
     br.add_argument("--max-steps", type=int, help="per instance: stop after N model calls (default 100)")
     br.add_argument("--max-cost", type=float, help="per instance: stop once it has cost USD (needs prices)")
     br.add_argument("--max-time", type=float, help="per instance: stop after S seconds (default 3600)")
+    bg = bench_sub.add_parser(
+        "grade", help="run the instances' tests on predictions and grade them as SWE-bench does"
+    )
+    add_common_flags(bg)
+    bg.add_argument("--predictions", type=Path, help="predictions file (instance_id, model_name_or_path, model_patch)")
+    bg.add_argument("--gold", action="store_true", help="grade the instances' gold patches (checks environments)")
+    bg.add_argument("--out", type=Path, default=Path("."), help="where logs/ and the report go (default: .)")
+    bg.add_argument("--run-id", help="names this grading run; the same id resumes it (default: a timestamp)")
+    bg.add_argument("--timeout", type=float, default=1800.0, help="seconds for one instance's tests (default 1800)")
+    bg.add_argument("--keep", action="store_true", help="keep each instance's workspace and venv")
+    bg.add_argument("--force", action="store_true", help="grade again instances already graded in this run")
     add_model_flags(br)
     return parser
 
@@ -234,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_inspect(path)
         if args.command == "bench":
+            if args.bench_command == "grade":
+                from agent.bench.grade import cmd_bench_grade
+
+                return cmd_bench_grade(args)
             if args.bench_command != "run":
                 parser.parse_args(["bench", "--help"])
             from agent.bench.run import cmd_bench_run

@@ -42,6 +42,9 @@ CONSTANTS_PATHS = ("swebench/harness/constants/python.py", "swebench/harness/con
 PARSER_PATHS = ("swebench/harness/log_parsers/python.py", "swebench/harness/log_parsers.py")
 SPEC_TABLES = ("MAP_REPO_VERSION_TO_SPECS_PY", "MAP_REPO_VERSION_TO_SPECS")
 PARSER_TABLES = ("MAP_REPO_TO_PARSER_PY", "MAP_REPO_TO_PARSER")
+REQS_TABLES = ("MAP_REPO_TO_REQS_PATHS_PY", "MAP_REPO_TO_REQS_PATHS")
+ENV_YML_TABLES = ("MAP_REPO_TO_ENV_YML_PATHS_PY", "MAP_REPO_TO_ENV_YML_PATHS")
+TEST_SPEC_PATHS = ("swebench/harness/test_spec/python.py", "swebench/harness/test_spec.py")
 DEFAULT_OUT = Path(__file__).with_name("specs.json")
 
 _PURE_BUILTINS = {"int": int, "float": float, "str": str, "list": list, "dict": dict, "sorted": sorted}
@@ -282,12 +285,23 @@ def extract(mirror: Path, rev: str) -> dict[str, Any]:
     except FileNotFoundError as e:
         _warn(str(e))
         parsers = {}
-    return {
+    data = {
         "source": f"SWE-bench {rev}",
         "table": f"{path}:{table_name}",
         "repos": repos,
         "log_parsers": parsers,
     }
+    # where each repo keeps the requirements/environment file its "packages" spec refers to
+    for key, names in (("reqs_paths", REQS_TABLES), ("env_yml_paths", ENV_YML_TABLES)):
+        name = next((n for n in names if isinstance(env.get(n), dict)), None)
+        data[key] = _jsonable(env[name]) if name else {}
+    try:
+        tpath, tsource = _git_show(Path(mirror), rev, TEST_SPEC_PATHS)
+        data["replace_requirements"] = _jsonable(_Interp(tpath).run(tsource).get("REPLACE_REQ_PACKAGES", []))
+    except FileNotFoundError as e:
+        _warn(str(e))
+        data["replace_requirements"] = []
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,9 @@ class Spec:
     source: str = ""  # "swebench", "swebench-nearest", "user", "user-nearest", "default"
     log_parser: str = ""  # e.g. "parse_log_flask" (SWE-bench's name), "" if unknown
     spec_version: str = ""  # the table version the spec came from (differs from version when nearest)
+    reqs_paths: tuple[str, ...] = ()  # where packages="requirements.txt" is read, first found wins
+    env_yml_paths: tuple[str, ...] = ()  # where packages="environment.yml" is read
+    replace_requirements: tuple[tuple[str, str | None], ...] = ()  # yanked packages and their stand-ins
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -95,6 +98,25 @@ def _check_shape(data: Any, path: Path) -> None:
     parsers = data.get("log_parsers", {})
     if not isinstance(parsers, dict):
         raise SpecError(f"{path}: log_parsers must map repos to {{name = ...}}")
+    for key in ("reqs_paths", "env_yml_paths"):
+        paths = data.get(key, {})
+        if not isinstance(paths, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in paths.values()
+        ):
+            raise SpecError(
+                f'{path}: {key} must map repos to lists of paths, e.g. {{"owner/name": ["req.txt"]}}'
+            )
+    replace = data.get("replace_requirements", [])
+    if not isinstance(replace, list) or not all(
+        isinstance(r, list)
+        and len(r) == 2
+        and isinstance(r[0], str)
+        and (r[1] is None or isinstance(r[1], str))
+        for r in replace
+    ):
+        raise SpecError(
+            f"{path}: replace_requirements must be a list of [package, replacement or null] pairs"
+        )
 
 
 def load_specs(extra: Path | None = None) -> dict:
@@ -104,6 +126,9 @@ def load_specs(extra: Path | None = None) -> dict:
         "source": base.get("source", "bundled"),
         "repos": {},
         "log_parsers": dict(base.get("log_parsers", {})),
+        "reqs_paths": dict(base.get("reqs_paths", {})),
+        "env_yml_paths": dict(base.get("env_yml_paths", {})),
+        "replace_requirements": list(base.get("replace_requirements", [])),
     }
     for repo, versions in base["repos"].items():
         merged["repos"][repo] = {v: {**s, _SOURCE_KEY: "swebench"} for v, s in versions.items()}
@@ -116,6 +141,9 @@ def load_specs(extra: Path | None = None) -> dict:
                 into[str(v)] = {**s, _SOURCE_KEY: "user"}
         for repo, p in user.get("log_parsers", {}).items():
             merged["log_parsers"][repo] = p if isinstance(p, dict) else {"name": str(p)}
+        for key in ("reqs_paths", "env_yml_paths"):
+            merged[key].update(user.get(key, {}))
+        merged["replace_requirements"] += user.get("replace_requirements", [])
         merged["source"] = f"{merged['source']} + {extra}"
     return merged
 
@@ -159,6 +187,11 @@ def spec_for(instance: Instance, specs: dict) -> Spec:
     """
     repo, version = instance.repo, str(instance.version or "")
     parser = specs.get("log_parsers", {}).get(repo, {})
+    shared = {
+        "reqs_paths": tuple(specs.get("reqs_paths", {}).get(repo, ())),
+        "env_yml_paths": tuple(specs.get("env_yml_paths", {}).get(repo, ())),
+        "replace_requirements": tuple((a, b) for a, b in specs.get("replace_requirements", [])),
+    }
     parser_name = parser.get("name", "") if isinstance(parser, dict) else str(parser)
     versions = specs.get("repos", {}).get(repo) or {}
     if not versions:
@@ -170,6 +203,7 @@ def spec_for(instance: Instance, specs: dict) -> Spec:
             test_cmd=DEFAULT_TEST_CMD,
             source="default",
             log_parser=parser_name,
+            **shared,
         )
     if version in versions:
         chosen, nearest = version, False
@@ -193,4 +227,5 @@ def spec_for(instance: Instance, specs: dict) -> Spec:
         source=f"{origin}-nearest" if nearest else origin,
         log_parser=parser_name,
         spec_version=chosen,
+        **shared,
     )

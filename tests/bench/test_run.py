@@ -74,7 +74,7 @@ def write_instances(path: Path, base: str, ids: list[str], bad: set[str] = froze
 def bench_args(instances: Path, out: Path, cache: Path, server, *extra: str) -> list[str]:
     return [
         "bench", "run", "--instances", str(instances), "--out", str(out), "--repo-cache", str(cache),
-        "--model", "scripted", "--base-url", server.base_url, *extra,
+        "--model", "scripted", "--base-url", server.base_url, "--env", "none", *extra,
     ]  # fmt: skip
 
 
