@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(bg)
     bg.add_argument("--predictions", type=Path, help="predictions file (instance_id, model_name_or_path, model_patch)")
     bg.add_argument("--gold", action="store_true", help="grade the instances' gold patches (checks environments)")
+    bg.add_argument(
+        "--empty",
+        action="store_true",
+        help="run the tests on the unchanged base_commit (empty patches): each should grade unresolved",
+    )
     bg.add_argument("--out", type=Path, default=Path("."), help="where logs/ and the report go (default: .)")
     bg.add_argument("--run-id", help="names this grading run; the same id resumes it (default: a timestamp)")
     bg.add_argument("--timeout", type=float, default=1800.0, help="seconds for one instance's tests (default 1800)")

@@ -434,9 +434,11 @@ def _overlay(base: Path, venv: Path, python: PythonChoice) -> None:
         shutil.rmtree(venv)
     subprocess.run([python.path, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     base_site = _site_packages(base)
-    # addsitedir (not a plain path line) so the base's own .pth files (editable finders...) work too
+    # addsitedir (not a plain path line) so the base's own .pth files (namespace packages...) work too;
+    # not inside pip's isolated build environments, whose clean-up cannot see paths added this way
     (_site_packages(venv) / "_luban_base.pth").write_text(
-        f"import site; site.addsitedir({str(base_site)!r})\n"
+        "import os, site; 'pip-build-env' in os.environ.get('PYTHONPATH', '') or "
+        f"site.addsitedir({str(base_site)!r})\n"
     )
     own_python = str(venv / "bin" / "python")
     base_bin = base / "bin"
@@ -489,10 +491,16 @@ def install_commands(spec: Spec) -> list[str]:
     return cmds
 
 
+def unpinned_retry(cmd: str) -> str:
+    """``cmd``, run again without the date pin if it fails under it. The pin also reaches pip's isolated
+    build environments, and an old project's date-pinned setuptools has no PEP 660 editable hook."""
+    unpin = "env -u PIP_UPLOADED_PRIOR_TO -u PIP_CONFIG_FILE"
+    note = "echo 'luban: failed under the date pin (PIP_UPLOADED_PRIOR_TO); retrying without it' >&2"
+    return f'{{ {cmd}\n}} || {{ [ -n "${{PIP_UPLOADED_PRIOR_TO:-}}" ] && {note} && {unpin} bash -c {_sh_quote(cmd)}; }}'
+
+
 def run_install(built: BuiltEnv, ws: Path, spec: Spec, *, log: Path, timeout: float) -> None:
-    if spec.source == "default" and not any(
-        (ws / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")
-    ):
+    if spec.source == "default" and not has_packaging(ws):
         built.notes.append(
             "no packaging metadata (pyproject.toml, setup.py, setup.cfg): project not installed"
         )
@@ -501,7 +509,12 @@ def run_install(built: BuiltEnv, ws: Path, spec: Spec, *, log: Path, timeout: fl
     if skipped:
         built.notes.append(f"skipped system package steps: {'; '.join(skipped)}")
     for cmd in install_commands(spec):
-        run_logged(cmd, cwd=ws, log=log, env=built.env_vars(), timeout=timeout, step=f"{spec.repo}: {cmd}")
+        run_logged(unpinned_retry(cmd), cwd=ws, log=log, env=built.env_vars(), timeout=timeout,
+                   step=f"{spec.repo}: {cmd}")  # fmt: skip
+
+
+def has_packaging(ws: Path) -> bool:
+    return any((ws / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg"))
 
 
 def describe(built: BuiltEnv) -> dict:

@@ -108,7 +108,9 @@ def eval_script(inst: Instance, spec, ws: Path, env_setup: str, *, install: bool
         f"git -c core.fileMode=false diff {base}",
     ]
     if install and spec.install:
-        lines.append(spec.install)
+        from agent.bench.environment import unpinned_retry
+
+        lines.append(unpinned_retry(spec.install))
     lines += [
         reset,
         f"git apply -v - <<'{HEREDOC}'\n{inst.test_patch}\n{HEREDOC}",
@@ -152,7 +154,7 @@ def apply_patch(ws: Path, patch_file: Path, log: list[str]) -> bool:
             _sh("git checkout -- . ; git clean -fd", ws)
         code, out = _sh(f"{cmd} {shlex_quote(str(patch_file))}", ws)
         if code == 0:
-            log.append(f"{APPLY_PASS}:\n{out}")
+            log.append(f"{APPLY_PASS} with {cmd}:\n{out}")
             return True
         log.append(f"Failed to apply patch: {cmd}\n{out}")
     code, _ = _sh(f"git apply --check --reverse {shlex_quote(str(patch_file))}", ws)
@@ -180,6 +182,7 @@ class GradeJob:
     date_pin: bool = True
     timeout: float = 1800.0
     keep: bool = False
+    run_empty: bool = False  # run the tests on an empty patch too (the unmodified base: a self-check)
 
 
 @dataclass
@@ -224,7 +227,7 @@ def _test_spec(inst: Instance, spec):
 
 def grade_one(job: GradeJob) -> GradeResult:
     """Grade one prediction; never raises for the instance's own failures (they become ``error``)."""
-    from agent.bench.environment import EnvBuildError, EnvOptions, prepare_env
+    from agent.bench.environment import EnvBuildError, EnvOptions, has_packaging, prepare_env
     from agent.bench.specs import load_specs, spec_for
     from agent.bench.workspace import WorkspaceError, prepare_workspace
 
@@ -236,7 +239,7 @@ def grade_one(job: GradeJob) -> GradeResult:
     timings: dict[str, float] = {}
     started = time.monotonic()
     patch = pred.get("model_patch")
-    if patch in ("", None):  # the harness never runs these; the summary counts them as empty patches
+    if patch in ("", None) and not job.run_empty:  # the harness never runs these: counted as empty patches
         return GradeResult(iid, "empty_patch", {iid: {"patch_is_None": patch is None, "patch_exists": False}})
 
     ws = Path(job.work_dir) / "workspace"
@@ -252,9 +255,7 @@ def grade_one(job: GradeJob) -> GradeResult:
         opts = EnvOptions(cache_dir=job.env_cache, python=job.python, date_pin=job.date_pin)
         # pre_install now (the instance image's step); install runs inside eval.sh, as upstream
         built = prepare_env(ws, inst, spec, venv, opts, install=False)
-        has_metadata = spec.source != "default" or any(
-            (ws / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")
-        )
+        has_metadata = spec.source != "default" or has_packaging(ws)
         timings["environment"] = time.monotonic() - t
         result.notes = list(built.notes)
         run_log.append(f"environment: base {built.base} ({'cached' if built.base_cached else 'built'}), "
@@ -262,8 +263,8 @@ def grade_one(job: GradeJob) -> GradeResult:
 
         t = time.monotonic()
         patch_file = log_dir / "patch.diff"
-        patch_file.write_text(patch if patch.endswith("\n") else patch + "\n", encoding="utf-8")
-        if not apply_patch(ws, patch_file, run_log):
+        patch_file.write_text(patch if not patch or patch.endswith("\n") else patch + "\n", encoding="utf-8")
+        if patch and not apply_patch(ws, patch_file, run_log):
             raise GradeError(f"{APPLY_FAIL}: see {log_dir / 'run_instance.log'}")
         timings["patch"] = time.monotonic() - t
 
@@ -479,19 +480,20 @@ def cmd_bench_grade(args) -> int:
     if problem:
         print(f"luban: {problem}", file=sys.stderr)
         return 2
-    if bool(args.predictions) == bool(args.gold):
-        print("luban: bench grade needs --predictions FILE or --gold (not both)", file=sys.stderr)
+    if sum(map(bool, (args.predictions, args.gold, args.empty))) != 1:
+        print("luban: bench grade needs one of --predictions FILE, --gold or --empty", file=sys.stderr)
         return 2
     try:
         instances = load_instances(Path(args.instances).expanduser(), ids=args.ids, slice_=args.slice)
         if args.specs:
             load_specs(Path(args.specs).expanduser())  # a broken specs file fails here, once
-        if args.gold:
+        if args.gold or args.empty:
+            name = "gold" if args.gold else "empty"
             preds = {
                 i.instance_id: {
                     "instance_id": i.instance_id,
-                    "model_name_or_path": "gold",
-                    "model_patch": i.patch,
+                    "model_name_or_path": name,
+                    "model_patch": i.patch if args.gold else "",
                 }
                 for i in instances
             }
@@ -528,6 +530,7 @@ def cmd_bench_grade(args) -> int:
                 date_pin=not args.no_date_pin,
                 timeout=args.timeout,
                 keep=args.keep,
+                run_empty=args.empty,
             )
         )
     if results:
