@@ -10,10 +10,10 @@ inside), or hold a bare repository in ``repo/`` (the layout of the snapshot fetc
 ``/work/.mirror/owner+name/repo`` is a bare git dir with ``HEAD``, ``objects/pack`` and
 ``packed-refs``, and no ``config`` file).
 
-What the agent must not see: commits after ``base_commit`` (the fix). The workspace keeps one ref,
-``refs/heads/luban-base`` at ``base_commit`` with HEAD on it; the ``origin`` remote, every other
-branch, tag and remote-tracking ref, and the reflog are removed, so ``git log --all`` ends at
-``base_commit``. Later objects still exist in the mirror's object store (reachable by hash only,
+What the agent must not see: commits after ``base_commit`` (the fix). The workspace keeps
+``refs/heads/luban-base`` at ``base_commit`` with HEAD on it, and the tags of commits it contains
+(version tools read them); the ``origin`` remote, every other branch, tag and remote-tracking ref, and
+the reflog are removed, so ``git log --all`` ends at ``base_commit``. Later objects still exist in the mirror's object store (reachable by hash only,
 which the agent has no way to know). A ``--shared`` workspace depends on its mirror: do not
 prune or delete the mirror while workspaces made from it are in use.
 """
@@ -159,7 +159,10 @@ def _hide_future(dest: Path, commit: str) -> None:
     _git("update-ref", f"refs/heads/{BASE_BRANCH}", commit, cwd=dest)
     _git("symbolic-ref", "HEAD", f"refs/heads/{BASE_BRANCH}", cwd=dest)
     refs = _git("for-each-ref", "--format=%(refname)", cwd=dest).split()
-    doomed = [r for r in refs if r != f"refs/heads/{BASE_BRANCH}"]
+    # tags of the past stay (setuptools_scm and friends derive the version from them), as upstream keeps
+    # the tags older than base_commit; tags on later or unrelated commits go
+    past = set(_git("for-each-ref", "--merged", commit, "--format=%(refname)", "refs/tags", cwd=dest).split())
+    doomed = [r for r in refs if r != f"refs/heads/{BASE_BRANCH}" and r not in past]
     if doomed:
         _git("update-ref", "--no-deref", "--stdin", cwd=dest, input="".join(f"delete {r}\n" for r in doomed))
     _git("pack-refs", "--all", "--prune", cwd=dest)  # rewrites packed-refs without the deleted refs

@@ -44,7 +44,7 @@ def git(*args: str, cwd: Path | None = None, home: Path | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """A repository with 4 commits on main, a tag at commit 4 and a branch with one more commit."""
+    """A repository with 4 commits on main, tags at commits 1 and 4, a branch with one more commit."""
     up = tmp_path_factory.mktemp("upstream")
     git("init", "-q", "-b", "main", str(up))
     commits = []
@@ -54,6 +54,8 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]
         git("add", "-A", cwd=up)
         git("commit", "-q", "-m", f"commit {n}", cwd=up)
         commits.append(git("rev-parse", "HEAD", cwd=up).strip())
+        if n == 1:
+            git("tag", "v0.1", cwd=up)
     git("tag", "-a", "v1.0", "-m", "release", cwd=up)
     git("checkout", "-q", "-b", "feature", commits[1], cwd=up)
     (up / "feature.txt").write_text("the fix\n")
@@ -126,16 +128,17 @@ def test_prepare_from_each_mirror_layout(upstream, tmp_path: Path, layout: str) 
     # HEAD on luban-base at commit 2; the future is invisible
     assert git("rev-parse", "HEAD", cwd=ws).strip() == commits[1]
     assert git("symbolic-ref", "HEAD", cwd=ws).strip() == "refs/heads/luban-base"
-    assert git("for-each-ref", "--format=%(refname)", cwd=ws).split() == ["refs/heads/luban-base"]
+    # the tag of a past commit stays, the tag of the future goes
+    assert git("for-each-ref", "--format=%(refname)", cwd=ws).split() == ["refs/heads/luban-base", "refs/tags/v0.1"]
     log = git("log", "--all", "--oneline", cwd=ws).splitlines()
     assert len(log) == 2 and log[0].endswith("commit 2") and log[1].endswith("commit 1")
     assert git("remote", cwd=ws) == ""
-    assert git("tag", cwd=ws) == ""
+    assert git("tag", cwd=ws) == "v0.1\n"
     assert git("reflog", "--all", cwd=ws) == ""
     assert "origin" not in (ws / ".git" / "config").read_text()
     assert not (ws / ".git" / "packed-refs").exists() or "refs/" not in (
         ws / ".git" / "packed-refs"
-    ).read_text().replace("refs/heads/luban-base", "")
+    ).read_text().replace("refs/heads/luban-base", "").replace("refs/tags/v0.1", "")
     # borrowed objects (alternates), not copied
     assert (ws / ".git" / "objects" / "info" / "alternates").is_file()
     # the mirror is untouched
@@ -229,7 +232,9 @@ def test_real_shared_instance(tmp_path: Path) -> None:
     elapsed = time.monotonic() - t0
     assert elapsed < 10, f"prepare_workspace took {elapsed:.1f} s"
     assert git("rev-parse", "HEAD", cwd=ws).strip() == inst.base_commit
-    assert git("for-each-ref", "--format=%(refname)", cwd=ws).split() == ["refs/heads/luban-base"]
+    refs = git("for-each-ref", "--format=%(refname)", cwd=ws).split()
+    assert refs[0] == "refs/heads/luban-base" and all(r.startswith("refs/tags/") for r in refs[1:])
+    assert git("tag", "--no-merged", "HEAD", cwd=ws) == ""  # only tags of the past
     assert git("status", "--porcelain", cwd=ws) == ""
     # nothing after base_commit: every commit in `log --all` is an ancestor of base_commit
     newest = git("log", "--all", "-1", "--format=%H", "--date-order", cwd=ws).strip()
