@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# this file's folder comes off the path: its name would shadow the `swebench` package grading imports
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 _HOME = tempfile.TemporaryDirectory(prefix="luban-bench-home-")
 os.environ["LUBAN_HOME"] = _HOME.name  # never the user's config, sessions or caches
@@ -46,7 +48,6 @@ from agent.bench.run import InstanceResult, run_instances  # noqa: E402
 from agent.config import load_settings  # noqa: E402
 from agent.testing.scripted_server import ScriptedServer  # noqa: E402
 from tests.bench import synth  # noqa: E402
-from tests.support import call, turn  # noqa: E402
 
 TURNS_PER_INSTANCE = 3
 
@@ -80,23 +81,11 @@ environment.prepare_env = _recording_prepare_env  # run_one / grade_one import i
 session_module.Session = _TimedSession
 
 
-def agent_turn(body: dict[str, Any]) -> dict[str, Any]:
-    """Run a command in the instance's environment, fix, finish (as tests/bench/test_grade.py)."""
-    tools_seen = sum(m.get("role") == "tool" for m in body.get("messages", []))
-    if tools_seen == 0:
-        return turn(
-            call("execute_bash", {"command": "python -c 'import shapes, sys; print(shapes.__file__)'"})
-        )
-    if tools_seen == 1:
-        return turn(call("str_replace_editor", synth.FIX))
-    return turn(call("finish", {"message": "perimeter() doubles now."}))
-
-
 # ------------------------------------------------------------------------------------ one pass
 
 
 def do_run(instances, settings, server, out: Path, repo_cache: Path, env_cache: Path, workers: int):
-    server.extend([agent_turn] * (TURNS_PER_INSTANCE * len(instances)))
+    server.extend([synth.agent_turn] * (TURNS_PER_INSTANCE * len(instances)))
     t = time.perf_counter()
     results = run_instances(
         instances,
@@ -176,7 +165,7 @@ LABELS = {
     "agent total": "     agent total",
     "agent model": "       model calls (local HTTP)",
     "agent tools": "       tools (bash, edit)",
-    "agent luban": "       Luban itself (rest)",
+    "agent luban": "       Luban itself (all the rest)",
     "luban/step": "       Luban itself per step",
     "run total": "     run total",
     "g workspace": "grade workspace",
@@ -237,7 +226,9 @@ def main() -> None:
                     "grade_wall": grade_wall,
                     "done": sum(r.status == "done" for r in results),
                     "resolved": sum(g.status == "resolved" for g in grades),
-                    "errors": [f"{r.instance_id}: {r.reason} {r.error}" for r in results if r.status == "error"]
+                    "errors": [
+                        f"{r.instance_id}: {r.reason} {r.error}" for r in results if r.status == "error"
+                    ]
                     + [f"{g.instance_id}: {g.status} {g.error}" for g in grades if g.status != "resolved"],
                 }
             if server.errors:
@@ -246,7 +237,9 @@ def main() -> None:
     # ------------------------------------------------------------------------------------ report
     print("Cold start (first instance, empty environment cache)")
     print(f"  base venv build (venv + pip upgrade + pytest): {cold_env.get('base', 0.0):7.2f}")
-    print(f"  overlay venv {cold_env.get('venv', 0.0):.2f}, project install {cold_env.get('install', 0.0):.2f}")
+    print(
+        f"  overlay venv {cold_env.get('venv', 0.0):.2f}, project install {cold_env.get('install', 0.0):.2f}"
+    )
     print(
         f"  run total {cold.duration:.2f} (workspace {cold.timings.get('workspace', 0):.2f}, "
         f"agent {cold.timings.get('agent', 0):.2f}); wall {cold_wall:.2f}; "
@@ -257,16 +250,17 @@ def main() -> None:
     top = max(workers)
     one = passes[1]
     print(f"\nPer instance, environment cache warm ({args.instances} instances)")
-    head = f"{'phase':<44}{'median':>8}{'max':>9}   (1 worker)"
+    head = f"{'phase':<44}{'median':>9}{'max':>9}"
     if top != 1:
-        head += f"{'median':>10} ({top} workers)"
+        head += f"{'median':>13}"
+    print(f"{'':<44}{'1 worker':>18}" + (f"{f'{top} workers':>13}" if top != 1 else ""))
     print(head)
     for kind in ("run", "grade"):
         for key in one[kind][0] if one[kind] else []:
             vals = [p[key] for p in one[kind]]
-            line = f"{LABELS[key]:<44}{fmt(statistics.median(vals))} {fmt(max(vals))}"
+            line = f"{LABELS[key]:<44} {fmt(statistics.median(vals))} {fmt(max(vals))}"
             if top != 1 and passes[top][kind]:
-                line += f"   {' ' * 10}{fmt(statistics.median(p[key] for p in passes[top][kind]))}"
+                line += f"     {fmt(statistics.median(p[key] for p in passes[top][kind]))}"
             print(line)
 
     print(f"\nThroughput ({args.instances} instances per pass, thread executor)")
@@ -292,20 +286,23 @@ def main() -> None:
     if one["run"] and one["grade"]:
         run_med = {k: statistics.median(p[k] for p in one["run"]) for k in one["run"][0]}
         grade_med = {k: statistics.median(p[k] for p in one["grade"]) for k in one["grade"][0]}
-        share = {
-            "workspace": run_med["workspace"] + grade_med["g workspace"],
-            "environment": run_med["env total"] + grade_med["g environment"],
-            "project install (run env + eval script)": run_med["env install"] + grade_med["g eval script"],
+        parts = {  # disjoint: they add up to the total but for bookkeeping between phases
+            "workspaces (run + grade)": run_med["workspace"] + grade_med["g workspace"],
+            "base lookup + overlay venvs (run + grade)": run_med["env total"]
+            - run_med["env install"]
+            + grade_med["g environment"],
+            "project install (run)": run_med["env install"],
+            "eval script: reinstall + tests (grade)": grade_med["g eval script"],
             "agent": run_med["agent total"],
-            "patch + swebench grading": grade_med["g patch"] + grade_med["g swebench"],
+            "patch apply + swebench grading": grade_med["g patch"] + grade_med["g swebench"],
         }
         total = run_med["run total"] + grade_med["grade total"]
-        print(f"\nmedian run + grade per instance: {total:.2f} s; largest parts (overlapping):")
-        for name, v in sorted(share.items(), key=lambda kv: -kv[1]):
-            print(f"  {name:<42}{v:7.2f} s  {100 * v / total:5.1f}%")
+        print(f"\nmedian run + grade per instance (1 worker): {total:.2f} s, of which")
+        for name, v in sorted(parts.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<44}{v:7.2f} s  {100 * v / total:5.1f}%")
         print(
             f"Luban's own time per agent step: {run_med['luban/step'] * 1000:.1f} ms "
-            f"(agent total minus model calls and tool execution, over {TURNS_PER_INSTANCE} steps)"
+            f"(agent total minus model calls and tools: session set-up, loop, trajectory, final git diff; {TURNS_PER_INSTANCE} steps)"
         )
 
 

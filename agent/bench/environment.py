@@ -45,7 +45,7 @@ from agent.bench.instances import Instance
 from agent.bench.specs import Spec
 
 MARKER = "luban-env.json"  # written last: a base without it is incomplete and gets rebuilt
-ENV_FORMAT = 1  # bump when the build recipe changes, so old cached bases are not reused
+ENV_FORMAT = 2  # bump when the build recipe changes, so old cached bases are not reused
 _EXCLUDED_REQ_PREFIXES = ("-e .", "#", ".[test")  # as SWE-bench's get_requirements_by_commit
 
 
@@ -411,8 +411,18 @@ def base_env(
                 if not (pinned and env):
                     raise
                 # an exact pin newer than the cutoff (SWE-bench pins some later releases): unpinned retry
+                # that keeps what is installed, so one late package does not pull today's everything
                 notes.append(f"{what}: not installable as of {cutoff}; installed without the date pin")
-                run_logged([*pip, *args], cwd=ws, log=log, timeout=opts.timeout, step=step + what)
+                frozen = base / "luban-installed.txt"
+                with open(frozen, "w") as f:
+                    subprocess.run(
+                        [py, "-m", "pip", "freeze"], stdout=f, stderr=subprocess.DEVNULL, check=False
+                    )
+                try:
+                    run_logged([*pip, "-c", str(frozen), *args], cwd=ws, log=log, timeout=opts.timeout,
+                               step=step + what)  # fmt: skip
+                except EnvBuildError:
+                    run_logged([*pip, *args], cwd=ws, log=log, timeout=opts.timeout, step=step + what)
 
         if requirements.strip():
             (base / "requirements.txt").write_text(requirements + "\n", encoding="utf-8")
@@ -492,11 +502,25 @@ def install_commands(spec: Spec) -> list[str]:
 
 
 def unpinned_retry(cmd: str) -> str:
-    """``cmd``, run again without the date pin if it fails under it. The pin also reaches pip's isolated
-    build environments, and an old project's date-pinned setuptools has no PEP 660 editable hook."""
+    """``cmd`` as bash with two fallbacks for installs that fail:
+
+    1. under the date pin: again without it, keeping every installed version (a constraints file from
+       ``pip freeze``). The pin also reaches pip's isolated build environments, where an old project's
+       date-pinned setuptools has no PEP 660 editable hook;
+    2. with pip < 25.3 in the instance venv: old projects pin a setuptools without that hook in their
+       own build-system table, and pip 25.3 dropped the ``setup.py develop`` fallback they need.
+    """
     unpin = "env -u PIP_UPLOADED_PRIOR_TO -u PIP_CONFIG_FILE"
-    note = "echo 'luban: failed under the date pin (PIP_UPLOADED_PRIOR_TO); retrying without it' >&2"
-    return f'{{ {cmd}\n}} || {{ [ -n "${{PIP_UPLOADED_PRIOR_TO:-}}" ] && {note} && {unpin} bash -c {_sh_quote(cmd)}; }}'
+    frozen = '"$VIRTUAL_ENV/luban-installed.txt"'
+    quoted = _sh_quote(cmd)
+    return (
+        f'{{ {cmd}\n}} || {{ [ -n "${{PIP_UPLOADED_PRIOR_TO:-}}" ] '
+        "&& echo 'luban: install failed under the date pin; retrying without it, installed versions kept' >&2 "
+        f"&& python -m pip freeze --exclude-editable > {frozen} "
+        f"&& {unpin} PIP_CONSTRAINT={frozen} bash -c {quoted}; }} "
+        "|| { echo 'luban: install failed; retrying with pip<25.3 (setup.py develop for old setuptools)' >&2 "
+        f"&& {unpin} python -m pip install -q 'pip<25.3' && {unpin} bash -c {quoted}; }}"
+    )
 
 
 def run_install(built: BuiltEnv, ws: Path, spec: Spec, *, log: Path, timeout: float) -> None:

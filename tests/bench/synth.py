@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tests.support import call, turn
+
 REPO = "acme/shapes"
 PROBLEM = "perimeter() returns half the perimeter: perimeter(2, 3) gives 5, it should give 10."
 
@@ -154,3 +156,16 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 def predictions(path: Path, patches: dict[str, str | None], model: str = "m") -> Path:
     rows = [{"instance_id": i, "model_name_or_path": model, "model_patch": p} for i, p in patches.items()]
     return write_jsonl(path, rows)
+
+
+def agent_turn(body: dict[str, Any]) -> dict[str, Any]:
+    """A scripted model turn: run a command in the instance's environment, fix, finish; whatever the
+    interleaving of concurrent instances (it reads only its own conversation)."""
+    tools_seen = sum(m.get("role") == "tool" for m in body.get("messages", []))
+    if tools_seen == 0:
+        return turn(
+            call("execute_bash", {"command": "python -c 'import shapes, sys; print(shapes.__file__)'"})
+        )
+    if tools_seen == 1:
+        return turn(call("str_replace_editor", FIX))
+    return turn(call("finish", {"message": "perimeter() doubles now."}))

@@ -14,7 +14,7 @@ from agent.bench import grade as g
 from agent.bench.instances import Instance
 from agent.bench.specs import load_specs, spec_for
 from tests.bench import synth
-from tests.support import call, run_luban, turn
+from tests.support import run_luban
 
 pytestmark = pytest.mark.timeout(600)
 OFFICIAL_KEYS = {
@@ -123,20 +123,8 @@ def test_empty_mode_runs_the_unchanged_base_and_it_is_unresolved(tmp_path, world
     assert sorted(per["tests_status"]["PASS_TO_PASS"]["success"]) == sorted(synth.P2P)
 
 
-def agent_turn(body: dict[str, Any]) -> dict[str, Any]:
-    """Run the tests once, fix, finish: whatever the interleaving of concurrent instances."""
-    tools_seen = sum(m.get("role") == "tool" for m in body.get("messages", []))
-    if tools_seen == 0:
-        return turn(
-            call("execute_bash", {"command": "python -c 'import shapes, sys; print(shapes.__file__)'"})
-        )
-    if tools_seen == 1:
-        return turn(call("str_replace_editor", synth.FIX))
-    return turn(call("finish", {"message": "perimeter() doubles now."}))
-
-
 def test_a_scripted_run_through_the_agent_grades_resolved(tmp_path, world, scripted_server):
-    server = scripted_server([agent_turn] * 3)
+    server = scripted_server([synth.agent_turn] * 3)
     inst = instances_file(tmp_path, world, ["acme__shapes-1"])
     out = tmp_path / "run"
     run = run_luban(

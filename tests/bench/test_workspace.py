@@ -129,7 +129,10 @@ def test_prepare_from_each_mirror_layout(upstream, tmp_path: Path, layout: str) 
     assert git("rev-parse", "HEAD", cwd=ws).strip() == commits[1]
     assert git("symbolic-ref", "HEAD", cwd=ws).strip() == "refs/heads/luban-base"
     # the tag of a past commit stays, the tag of the future goes
-    assert git("for-each-ref", "--format=%(refname)", cwd=ws).split() == ["refs/heads/luban-base", "refs/tags/v0.1"]
+    assert git("for-each-ref", "--format=%(refname)", cwd=ws).split() == [
+        "refs/heads/luban-base",
+        "refs/tags/v0.1",
+    ]
     log = git("log", "--all", "--oneline", cwd=ws).splitlines()
     assert len(log) == 2 and log[0].endswith("commit 2") and log[1].endswith("commit 1")
     assert git("remote", cwd=ws) == ""
