@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -87,14 +88,8 @@ class BuiltEnv:
     def shell_setup(self) -> str:
         """The same as bash lines, for eval scripts."""
         lines = ["unset PYTHONHOME PYTHONPATH"]
-        lines += [f"export {k}={_sh_quote(v)}" for k, v in self.env_vars().items()]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in self.env_vars().items()]
         return "\n".join(lines)
-
-
-def _sh_quote(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)
 
 
 def pip_env(cutoff: str) -> dict[str, str]:
@@ -175,6 +170,33 @@ def find_python(want: str, override: str | None = None) -> PythonChoice:
 # ------------------------------------------------------------------------------------------ processes
 
 
+def run_to_log(
+    cmd: list[str] | str, *, cwd: Path, log: Path, env: dict[str, str] | None = None, timeout: float
+) -> int | None:
+    """Run ``cmd`` (a list, or a string for bash) with its output appended to ``log``: its exit code,
+    None if it timed out. A timeout or Ctrl-C kills the whole process group. OSError if it cannot start."""
+    argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("PYTHONHOME", None)
+    full_env.pop("PYTHONPATH", None)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        out.write(f"\n$ {cmd if isinstance(cmd, str) else ' '.join(cmd)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            return None
+        except BaseException:
+            _kill(proc)
+            raise
+
+
 def run_logged(
     cmd: list[str] | str,
     *,
@@ -184,31 +206,13 @@ def run_logged(
     timeout: float,
     step: str,
 ) -> None:
-    """Run ``cmd`` (a list, or a string for bash) with its output appended to ``log``; a failure raises
-    EnvBuildError with the log's tail. A timeout or Ctrl-C kills the whole process group."""
-    argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("PYTHONHOME", None)
-    full_env.pop("PYTHONPATH", None)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        out.write(f"\n$ {cmd if isinstance(cmd, str) else ' '.join(cmd)}\n".encode())
-        out.flush()
-        try:
-            proc = subprocess.Popen(
-                argv, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-        except OSError as e:
-            raise EnvBuildError(f"{step}: cannot start {argv[0]}: {e}") from None
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            raise EnvBuildError(f"{step}: did not finish within {timeout:.0f} s (log: {log})") from None
-        except BaseException:
-            _kill(proc)
-            raise
+    """``run_to_log`` for build steps: a failure or timeout raises EnvBuildError with the log's tail."""
+    try:
+        code = run_to_log(cmd, cwd=cwd, log=log, env=env, timeout=timeout)
+    except OSError as e:
+        raise EnvBuildError(f"{step}: cannot start {cmd if isinstance(cmd, str) else cmd[0]}: {e}") from None
+    if code is None:
+        raise EnvBuildError(f"{step}: did not finish within {timeout:.0f} s (log: {log})")
     if code != 0:
         raise EnvBuildError(f"{step} failed (exit code {code}); log: {log}\n{_tail(log)}")
 
@@ -301,8 +305,8 @@ def conda_to_pip(packages: str) -> list[str]:
     return out
 
 
-def environment_yml_requirements(ws: Path, inst: Instance, spec: Spec) -> tuple[list[str], list[str]]:
-    """(pip requirements, conda-only names skipped) from the repo's environment.yml."""
+def environment_yml_requirements(ws: Path, inst: Instance, spec: Spec) -> list[str]:
+    """The pip-installable requirements of the repo's environment.yml (conda and pip sections)."""
     import yaml
 
     commit = _setup_commit(inst)
@@ -351,7 +355,7 @@ def _dependencies(ws: Path, inst: Instance, spec: Spec) -> tuple[str, list[str],
     if packages == "requirements.txt":
         return requirements_text(ws, inst, spec), [], notes
     if packages == "environment.yml":
-        reqs, _ = environment_yml_requirements(ws, inst, spec)
+        reqs = environment_yml_requirements(ws, inst, spec)
         notes.append("environment.yml installed with pip (no conda here): conda-only packages may be missing")
         return "\n".join(reqs), [], notes
     return "", conda_to_pip(packages), notes
@@ -512,7 +516,7 @@ def unpinned_retry(cmd: str) -> str:
     """
     unpin = "env -u PIP_UPLOADED_PRIOR_TO -u PIP_CONFIG_FILE"
     frozen = '"$VIRTUAL_ENV/luban-installed.txt"'
-    quoted = _sh_quote(cmd)
+    quoted = shlex.quote(cmd)
     return (
         f'{{ {cmd}\n}} || {{ [ -n "${{PIP_UPLOADED_PRIOR_TO:-}}" ] '
         "&& echo 'luban: install failed under the date pin; retrying without it, installed versions kept' >&2 "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def eval_script(inst: Instance, spec, ws: Path, env_setup: str, *, install: bool
         "#!/bin/bash",
         "set -uxo pipefail",
         env_setup,
-        f"cd {shlex_quote(str(ws))}",
+        f"cd {shlex.quote(str(ws))}",
         *spec.eval_commands,
         "git status",
         f"git -c core.fileMode=false diff {base}",
@@ -122,12 +123,6 @@ def eval_script(inst: Instance, spec, ws: Path, env_setup: str, *, install: bool
         reset,
     ]
     return "\n".join(lines) + "\n"
-
-
-def shlex_quote(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)
 
 
 # ----------------------------------------------------------------------------------- applying patches
@@ -152,12 +147,12 @@ def apply_patch(ws: Path, patch_file: Path, log: list[str]) -> bool:
     for attempt, cmd in enumerate(GIT_APPLY_CMDS):
         if attempt:  # a failed try (notably --reject) leaves partial state behind
             _sh("git checkout -- . ; git clean -fd", ws)
-        code, out = _sh(f"{cmd} {shlex_quote(str(patch_file))}", ws)
+        code, out = _sh(f"{cmd} {shlex.quote(str(patch_file))}", ws)
         if code == 0:
             log.append(f"{APPLY_PASS} with {cmd}:\n{out}")
             return True
         log.append(f"Failed to apply patch: {cmd}\n{out}")
-    code, _ = _sh(f"git apply --check --reverse {shlex_quote(str(patch_file))}", ws)
+    code, _ = _sh(f"git apply --check --reverse {shlex.quote(str(patch_file))}", ws)
     if code == 0:
         log.append(f"{APPLY_PASS}: verified already applied")
         return True
@@ -227,7 +222,7 @@ def _test_spec(inst: Instance, spec):
 
 def grade_one(job: GradeJob) -> GradeResult:
     """Grade one prediction; never raises for the instance's own failures (they become ``error``)."""
-    from agent.bench.environment import EnvBuildError, EnvOptions, has_packaging, prepare_env
+    from agent.bench.environment import EnvBuildError, EnvOptions, has_packaging, prepare_env, run_to_log
     from agent.bench.specs import load_specs, spec_for
     from agent.bench.workspace import WorkspaceError, prepare_workspace
 
@@ -271,12 +266,14 @@ def grade_one(job: GradeJob) -> GradeResult:
         script = eval_script(inst, spec, ws, built.shell_setup(), install=has_metadata)
         (log_dir / "eval.sh").write_text(script, encoding="utf-8")
         t = time.monotonic()
-        output, timed_out = _run_eval(log_dir / "eval.sh", ws, job.timeout)
-        timings["tests"] = time.monotonic() - t
-        if timed_out:
-            output += f"\n{TESTS_TIMEOUT}: after {job.timeout:.0f} s\n"
         test_output = log_dir / "test_output.txt"
-        test_output.write_text(output, encoding="utf-8", errors="replace")
+        test_output.unlink(missing_ok=True)
+        code = run_to_log(["bash", str(log_dir / "eval.sh")], cwd=ws, log=test_output, timeout=job.timeout)
+        timings["tests"] = time.monotonic() - t
+        timed_out = code is None
+        if timed_out:
+            with open(test_output, "a", encoding="utf-8") as f:
+                f.write(f"\n{TESTS_TIMEOUT}: after {job.timeout:.0f} s\n")
 
         from swebench.harness.grading import get_eval_report
 
@@ -299,27 +296,6 @@ def grade_one(job: GradeJob) -> GradeResult:
         if not job.keep:
             shutil.rmtree(job.work_dir, ignore_errors=True)
     return result
-
-
-def _run_eval(script: Path, ws: Path, timeout: float) -> tuple[str, bool]:
-    import os
-    import signal
-
-    proc = subprocess.Popen(
-        ["bash", str(script)], cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return out.decode("utf-8", "replace"), False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return out.decode("utf-8", "replace"), True
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
 
 
 # ------------------------------------------------------------------------------------------ reports

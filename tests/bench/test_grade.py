@@ -210,3 +210,16 @@ def test_eval_script_follows_swebench():
                                        "git apply -v -", ": '>>>>> Start Test Output'", "pytest -rA tests/test_a.py",
                                        "SWEBENCH_TEST_EXIT_CODE=$?", ": '>>>>> End Test Output'", ">>>>> Test Exit Code")]  # fmt: skip
     assert order == sorted(order)
+
+
+def test_tests_that_outlive_the_timeout_are_killed_and_reported(tmp_path, world):
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"repos": {"acme/shapes": {"0.1": {"test_cmd": "sleep 300; pytest -rA"}}}}))
+    inst = instances_file(tmp_path, world, ["acme__shapes-1"])
+    run = grade(tmp_path, world, inst, "--gold", "--specs", str(specs), "--timeout", "5")
+    assert run.code == 0, run.stderr
+    entry = summary(tmp_path, "gold")["instances"]["acme__shapes-1"]
+    assert entry["status"] == "unresolved" and "timed out after 5 s" in entry["error"]
+    assert entry["timings"]["tests"] < 60
+    output = (tmp_path / "graded/logs/r1/gold/acme__shapes-1/test_output.txt").read_text()
+    assert ">>>>> Tests Timed Out" in output
