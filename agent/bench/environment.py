@@ -461,14 +461,14 @@ def _overlay(base: Path, venv: Path, python: PythonChoice) -> None:
         if target.exists() or not script.is_file():
             continue
         try:
-            head = script.read_bytes()[:512]
+            with open(script, "rb") as f:
+                first = f.readline(1024)  # a compiled program in bin/ is never read whole
+                if not first.startswith(b"#!") or str(base_bin).encode() not in first:
+                    continue
+                rest = f.read()
         except OSError:
             continue
-        first = head.split(b"\n", 1)[0]
-        if not first.startswith(b"#!") or str(base_bin).encode() not in first:
-            continue
-        text = script.read_bytes()
-        target.write_bytes(b"#!" + own_python.encode() + text[len(first) :])
+        target.write_bytes(b"#!" + own_python.encode() + b"\n" + rest)
         target.chmod(0o755)
 
 
@@ -528,21 +528,26 @@ def unpinned_retry(cmd: str) -> str:
 
 
 def run_install(built: BuiltEnv, ws: Path, spec: Spec, *, log: Path, timeout: float) -> None:
-    if spec.source == "default" and not has_packaging(ws):
+    if not installs_project(spec, ws):
         built.notes.append(
             "no packaging metadata (pyproject.toml, setup.py, setup.cfg): project not installed"
         )
         return
-    skipped = [c for c in spec.pre_install if c not in install_commands(spec)]
+    commands = install_commands(spec)
+    skipped = [c for c in spec.pre_install if c not in commands]
     if skipped:
         built.notes.append(f"skipped system package steps: {'; '.join(skipped)}")
-    for cmd in install_commands(spec):
+    for cmd in commands:
         run_logged(unpinned_retry(cmd), cwd=ws, log=log, env=built.env_vars(), timeout=timeout,
                    step=f"{spec.repo}: {cmd}")  # fmt: skip
 
 
-def has_packaging(ws: Path) -> bool:
-    return any((ws / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg"))
+def installs_project(spec: Spec, ws: Path) -> bool:
+    """Whether the spec's install runs: always for a known repo; for the default spec only when the
+    workspace has packaging metadata to install from."""
+    return spec.source != "default" or any(
+        (ws / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")
+    )
 
 
 def describe(built: BuiltEnv) -> dict:

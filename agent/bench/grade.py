@@ -222,7 +222,7 @@ def _test_spec(inst: Instance, spec):
 
 def grade_one(job: GradeJob) -> GradeResult:
     """Grade one prediction; never raises for the instance's own failures (they become ``error``)."""
-    from agent.bench.environment import EnvBuildError, EnvOptions, has_packaging, prepare_env, run_to_log
+    from agent.bench.environment import EnvBuildError, EnvOptions, installs_project, prepare_env, run_to_log
     from agent.bench.specs import load_specs, spec_for
     from agent.bench.workspace import WorkspaceError, prepare_workspace
 
@@ -250,7 +250,7 @@ def grade_one(job: GradeJob) -> GradeResult:
         opts = EnvOptions(cache_dir=job.env_cache, python=job.python, date_pin=job.date_pin)
         # pre_install now (the instance image's step); install runs inside eval.sh, as upstream
         built = prepare_env(ws, inst, spec, venv, opts, install=False)
-        has_metadata = spec.source != "default" or has_packaging(ws)
+        has_metadata = installs_project(spec, ws)
         timings["environment"] = time.monotonic() - t
         result.notes = list(built.notes)
         run_log.append(f"environment: base {built.base} ({'cached' if built.base_cached else 'built'}), "
@@ -317,11 +317,13 @@ def load_predictions(path: Path) -> dict[str, dict]:
         raise InstanceError(f"{path}: cannot read predictions: {e}") from None
     rows: list[tuple[str, object]] = []
     stripped = text.lstrip()
-    if stripped.startswith(("[", "{")) and not stripped.startswith('{"instance_id"'):
+    if stripped.startswith(("[", "{")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            data = None
+            data = None  # JSON Lines (or broken: the line loop below names the line)
+        if isinstance(data, dict) and "instance_id" in data:
+            data = [data]  # a one-line JSONL file
         if isinstance(data, dict):
             rows = [(f"{path}: key {k}", v) for k, v in data.items()]
         elif isinstance(data, list):

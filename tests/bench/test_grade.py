@@ -223,3 +223,19 @@ def test_tests_that_outlive_the_timeout_are_killed_and_reported(tmp_path, world)
     assert entry["timings"]["tests"] < 60
     output = (tmp_path / "graded/logs/r1/gold/acme__shapes-1/test_output.txt").read_text()
     assert ">>>>> Tests Timed Out" in output
+
+
+def test_predictions_in_every_shape_the_harness_takes(tmp_path):
+    one = {"model_name_or_path": "m", "instance_id": "a__b-1", "model_patch": "x"}
+    for name, text in {
+        "one.jsonl": json.dumps(one) + "\n",
+        "many.jsonl": json.dumps(one) + "\n" + json.dumps({**one, "instance_id": "a__b-2"}) + "\n",
+        "list.json": json.dumps([one]),
+        "dict.json": json.dumps({"a__b-1": one}),
+    }.items():
+        path = tmp_path / name
+        path.write_text(text)
+        preds = g.load_predictions(path)
+        assert preds["a__b-1"] == {"instance_id": "a__b-1", "model_name_or_path": "m", "model_patch": "x"}, (
+            name
+        )
